@@ -1,0 +1,114 @@
+"""Reads of the Hub: customers of a node, and the merged view of an aggregate."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import QuerySet
+
+from .documents import get_path
+from .models import Customer, Node
+
+PROFILE_NAMESPACE = uuid.UUID("6f1c1f7e-8a53-4f0e-9a43-2b1f2a5b7c11")
+
+
+def node_customers(node: Node) -> QuerySet[Customer]:
+    """Return the customers stored in a node (an aggregate's entry nodes)."""
+    return Customer.objects.filter(node_id__in=node.storage_node_ids())
+
+
+def profile_key(node: Node, document: dict[str, Any]) -> tuple[str, ...] | None:
+    """Return the matching-policy key of a document, or None if a value is absent."""
+    values = []
+    for path in node.matching_properties:
+        value = get_path(document, path)
+        if value is None or value == "":
+            return None
+        text = str(value).strip()
+        values.append(text if node.matching_case_sensitive else text.casefold())
+    return tuple(values)
+
+
+def profile_id(node: Node, key: tuple[str, ...]) -> uuid.UUID:
+    """Return the stable id of the profile with `key` in an aggregate node."""
+    return uuid.uuid5(PROFILE_NAMESPACE, f"{node.id}\x1f" + "\x1f".join(key))
+
+
+def aggregate_profiles(node: Node) -> Iterator[dict[str, Any]]:
+    """Yield one merged profile per matching-policy key of an aggregate node.
+
+    1. Customers of the entry nodes are read oldest update first.
+    2. Customers that share a key merge: each newer customer's values
+       overwrite older ones, so every value comes from the most recently
+       updated customer that has it.
+    3. Subscriptions are a snapshot per subscription id: the entry with the
+       latest updatedAt wins.
+    A customer with no value for a policy property stays a profile of its
+    own. `memberIds` lists the customers merged into each profile.
+    """
+    profiles: dict[Any, dict[str, Any]] = {}
+    customers = node_customers(node).order_by("updated_at", "id")
+    for customer in customers.iterator(chunk_size=2000):
+        document = customer.as_document()
+        key = profile_key(node, document)
+        slot: Any = key if key is not None else ("customer", customer.id)
+        merged = profiles.get(slot)
+        if merged is None:
+            profiles[slot] = _new_profile(node, key, customer, document)
+        else:
+            _merge_into(merged, document, customer)
+    yield from profiles.values()
+
+
+def _new_profile(
+    node: Node, key: tuple[str, ...] | None, customer: Customer, document: dict[str, Any]
+) -> dict[str, Any]:
+    profile = copy.deepcopy(document)
+    profile["id"] = str(profile_id(node, key)) if key else str(customer.id)
+    profile["nodeId"] = str(node.id)
+    profile["memberIds"] = [str(customer.id)]
+    return profile
+
+
+def _merge_into(
+    profile: dict[str, Any], document: dict[str, Any], customer: Customer
+) -> None:
+    old_subscriptions = profile["base"].get("subscriptions") or []
+    for section in ("base", "extended", "consents"):
+        profile[section] = _overlay(profile[section], document[section])
+    for header in ("externalId", "updatedAt", "enabled", "extra"):
+        if document[header] is not None:
+            profile[header] = document[header]
+    profile["registeredAt"] = min(profile["registeredAt"], document["registeredAt"])
+    profile["tags"] = {
+        kind: sorted(set(profile["tags"][kind]) | set(document["tags"][kind]))
+        for kind in ("auto", "manual")
+    }
+    profile["base"]["subscriptions"] = _latest_subscriptions(
+        old_subscriptions, document["base"].get("subscriptions") or []
+    )
+    profile["memberIds"].append(str(customer.id))
+
+
+def _overlay(older: Any, newer: Any) -> Any:
+    if isinstance(older, dict) and isinstance(newer, dict):
+        result = dict(older)
+        for key, value in newer.items():
+            if value is not None:
+                result[key] = _overlay(older.get(key), value)
+        return result
+    return copy.deepcopy(newer)
+
+
+def _latest_subscriptions(
+    older: list[dict[str, Any]], newer: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    by_id: dict[str, dict[str, Any]] = {}
+    for entry in [*older, *newer]:
+        held = by_id.get(entry["id"])
+        if held is None or (entry.get("updatedAt") or "") >= (held.get("updatedAt") or ""):
+            by_id[entry["id"]] = entry
+    return list(by_id.values())
