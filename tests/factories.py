@@ -37,6 +37,9 @@ class NodeFactory(factory.django.DjangoModelFactory):
 
 
 class AggregateNodeFactory(NodeFactory):
+    class Meta:
+        skip_postgeneration_save = True
+
     kind = Node.Kind.AGGREGATE
     matching_properties = factory.LazyFunction(lambda: ["base.contacts.email"])
 
@@ -77,6 +80,7 @@ class ApiSourceFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Source
+        skip_postgeneration_save = True
 
     workspace = factory.SubFactory(WorkspaceFactory)
     provider = Provider.API
