@@ -84,6 +84,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "SendEmulator/1.0"
     # Idle keep-alive connections are closed after this many seconds.
     timeout = 120
+    # Headers and body go out in separate writes; with Nagle's algorithm on,
+    # the body would wait for the client's delayed ACK (about 40 ms).
+    disable_nagle_algorithm = True
     server: Server
 
     @property

@@ -3,6 +3,8 @@ import pytest
 from sources.send.fake import FakeSendGateway
 from sources.send.gateway import SendCredentials, SendField, SendSubscription
 
+pytest_plugins = ["tests.emulator_fixture"]
+
 TEST_CREDENTIALS = SendCredentials("test-api-key-0001", "test-user-key-0001")
 
 

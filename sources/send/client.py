@@ -1,0 +1,520 @@
+"""`SoapSendGateway`: the `SendGateway` that talks to Send's ClabService.
+
+This is the one module that knows SOAP. It keeps, per process:
+
+- one parsed zeep client per WSDL URL and timeout (parsing is slow);
+- one token per Send account, keyed by a hash of its keys, borrowed on
+  first use, kept alive while in use and borrowed again, once per call, when
+  Send says it has expired.
+
+Every SOAP fault and transport failure leaves as one of the typed errors of
+`sources.send.gateway`. No key or token ever reaches a log line or an error
+message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import requests
+import zeep
+import zeep.exceptions
+from django.conf import settings
+from zeep.transports import Transport
+
+from .gateway import (
+    AttributeFilter,
+    AuthenticationFailed,
+    InvalidData,
+    RateLimited,
+    SendCredentials,
+    SendError,
+    SendField,
+    SendSubscription,
+    Subscriber,
+    TransientError,
+    UserDb,
+    UserDbLocked,
+    UserDbNotFound,
+)
+
+logger = logging.getLogger(__name__)
+
+# addSubscribers refuses larger batches; callers split their work by this.
+ADD_SUBSCRIBERS_LIMIT = 500
+_LIST_PAGE_SIZE = 500
+_DEFAULT_TOKEN_TTL = 600.0
+_DEFAULT_KEEPALIVE_FRACTION = 0.5
+
+
+class SubscriberNotFound(InvalidData):
+    """The subscriber named by an update does not exist in the userdb."""
+
+    code = "SEND_SUBSCRIBER_NOT_FOUND"
+
+
+class _TokenRefused(AuthenticationFailed):
+    """Send no longer accepts the token: borrow a new one and retry."""
+
+
+@dataclasses.dataclass
+class _Session:
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    token: str | None = None
+    renewed_at: float = 0.0
+
+
+_clients: dict[tuple[str, float], Any] = {}
+_clients_lock = threading.Lock()
+_sessions: dict[tuple[str, str], _Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def reset_caches() -> None:
+    """Forget every parsed WSDL and borrowed token (for tests)."""
+    with _clients_lock:
+        _clients.clear()
+    with _sessions_lock:
+        _sessions.clear()
+
+
+def _zeep_client(wsdl_url: str, timeout: float) -> Any:
+    key = (wsdl_url, timeout)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            # zeep ships no annotations for these constructors.
+            transport = Transport(  # type: ignore[no-untyped-call]
+                timeout=timeout, operation_timeout=timeout
+            )
+            client = zeep.Client(wsdl_url, transport=transport)  # type: ignore[no-untyped-call]
+            _clients[key] = client
+    return client
+
+
+def _session(wsdl_url: str, account: str) -> _Session:
+    with _sessions_lock:
+        return _sessions.setdefault((wsdl_url, account), _Session())
+
+
+def account_digest(credentials: SendCredentials) -> str:
+    """Return a stable, non-reversible name for an account, fit for logs."""
+    keys = f"{credentials.api_key}\0{credentials.user_key}".encode()
+    return hashlib.sha256(keys).hexdigest()[:16]
+
+
+class SoapSendGateway:
+    """A `SendGateway` bound to one Send account."""
+
+    def __init__(self, credentials: SendCredentials) -> None:
+        self._credentials = credentials
+        self._wsdl_url: str = settings.SEND_WSDL_URL
+        self._timeout = float(settings.SEND_TIMEOUT_SECONDS)
+        self._token_ttl = float(
+            getattr(settings, "SEND_TOKEN_TTL_SECONDS", _DEFAULT_TOKEN_TTL)
+        )
+        self._keepalive_fraction = float(
+            getattr(
+                settings, "SEND_TOKEN_KEEPALIVE_FRACTION", _DEFAULT_KEEPALIVE_FRACTION
+            )
+        )
+        self._account = account_digest(credentials)
+        self._session = _session(self._wsdl_url, self._account)
+
+    # Userdbs.
+
+    def get_userdb(self, userdb_id: int) -> UserDb:
+        source = self._call(
+            "getSubscriberSource", userdb_id, sourceIdentifier=userdb_id
+        )
+        return _userdb(source)
+
+    def find_userdbs(self) -> list[UserDb]:
+        found: list[UserDb] = []
+        page = 1
+        while True:
+            result = self._call(
+                "findSubscriberSources",
+                None,
+                lookupPrefs={"pageNumber": page, "pageSize": _LIST_PAGE_SIZE},
+            )
+            found.extend(_userdb(item) for item in result.currentPageItems or [])
+            if page >= (result.totalPages or 0):
+                return found
+            page += 1
+
+    def is_locked(self, userdb_id: int) -> bool:
+        locked = self._call(
+            "isSubscriberSourceLocked", userdb_id, subscriberSourceId=userdb_id
+        )
+        return bool(locked)
+
+    def count_subscribers(self, userdb_id: int) -> int:
+        count = self._call("countSubscribers", userdb_id, sourceIdentifier=userdb_id)
+        return int(count)
+
+    def find_subscriptions(self, userdb_id: int) -> list[SendSubscription]:
+        found: list[SendSubscription] = []
+        page = 1
+        while True:
+            result = self._call(
+                "findSubscriptionsBy",
+                userdb_id,
+                attributes=[
+                    {"key": "subscriberSourceIdentifier", "value": str(userdb_id)}
+                ],
+                pagination={"currentPage": page, "pageSize": _LIST_PAGE_SIZE},
+            )
+            found.extend(
+                SendSubscription(
+                    id=int(item.id),
+                    name=item.name or "",
+                    registration_field=item.registrationField,
+                    webform_code=item.webformCode,
+                )
+                for item in result.currentPageItems or []
+            )
+            if page >= (result.totalPages or 0):
+                return found
+            page += 1
+
+    # Subscribers.
+
+    def get_subscriber(self, userdb_id: int, identifier: int) -> Subscriber | None:
+        try:
+            found = self._call(
+                "getSubscriber",
+                userdb_id,
+                sourceIdentifier=userdb_id,
+                subscriberIdentifier=identifier,
+            )
+        except SubscriberNotFound:
+            return None
+        return _subscriber(found)
+
+    def find_subscribers(
+        self, userdb_id: int, key: str, value: str
+    ) -> list[Subscriber]:
+        found: list[Subscriber] = []
+        page = 1
+        while True:
+            result = self._call(
+                "findSubscribers",
+                userdb_id,
+                sourceIdentifier=userdb_id,
+                attribute={"key": key, "value": value},
+                lookupPrefs={"pageNumber": page, "pageSize": _LIST_PAGE_SIZE},
+            )
+            found.extend(_subscriber(item) for item in result.currentPageItems or [])
+            if page >= (result.totalPages or 0):
+                return found
+            page += 1
+
+    def find_subscribers_by(
+        self,
+        userdb_id: int,
+        where: Sequence[AttributeFilter],
+        *,
+        page: int = 1,
+        page_size: int = 500,
+        sort_field: str | None = None,
+        ascending: bool = True,
+    ) -> list[Subscriber]:
+        pagination: dict[str, Any] = {"currentPage": page, "pageSize": page_size}
+        if sort_field is not None:
+            direction = "ASC" if ascending else "DESC"
+            pagination["sorting"] = {
+                "attributeName": sort_field,
+                "direction": direction,
+            }
+        result = self._call(
+            "findSubscribersBy",
+            userdb_id,
+            sourceIdentifier=userdb_id,
+            whereAttribute=[
+                {
+                    "attributeName": item.name,
+                    "attributeValue": item.value,
+                    "lookupMatchingMode": item.mode,
+                }
+                for item in where
+            ],
+            pagination=pagination,
+        )
+        return [_subscriber(item) for item in result.currentPageItems or []]
+
+    def add_subscriber(
+        self, userdb_id: int, attributes: dict[str, str | None]
+    ) -> Subscriber:
+        added = self._call(
+            "addSubscriber",
+            userdb_id,
+            sourceIdentifier=userdb_id,
+            subscriber={"attributes": _attributes(attributes)},
+        )
+        return _subscriber(added)
+
+    def add_subscribers(
+        self, userdb_id: int, records: Iterable[dict[str, str | None]]
+    ) -> list[Subscriber]:
+        """Add up to `ADD_SUBSCRIBERS_LIMIT` records in one call; return them
+        with their new identifiers, in the order given."""
+        batch = [{"attributes": _attributes(record)} for record in records]
+        if not batch:
+            return []
+        added = self._call(
+            "addSubscribers", userdb_id, sourceIdentifier=userdb_id, subscribers=batch
+        )
+        return [_subscriber(item) for item in added or []]
+
+    def update_subscriber(
+        self, userdb_id: int, identifier: int, attributes: dict[str, str | None]
+    ) -> Subscriber:
+        updated = self._call(
+            "updateSubscriber",
+            userdb_id,
+            sourceIdentifier=userdb_id,
+            subscriber={
+                "identifier": identifier,
+                "attributes": _attributes(attributes),
+            },
+        )
+        return _subscriber(updated)
+
+    def remove_subscriber(self, userdb_id: int, identifier: int) -> None:
+        """Remove a subscriber; one that is already gone is not an error, so
+        that a removal delivered twice changes nothing."""
+        try:
+            self._call(
+                "removeSubscriber",
+                userdb_id,
+                sourceIdentifier=userdb_id,
+                subscriberIdentifier=identifier,
+            )
+        except SubscriberNotFound:
+            logger.info(
+                "Send subscriber already gone. userdb=%s subscriber=%s",
+                userdb_id,
+                identifier,
+            )
+
+    def modify_subscription_status(
+        self, webform_code: str, identifier: int, subscribed: bool
+    ) -> None:
+        self._call(
+            "modifySubscriberSubscriptionStatus",
+            None,
+            webFormCode=webform_code,
+            subscriberIdentifier=identifier,
+            isSubscribed=subscribed,
+        )
+
+    # Session.
+
+    def close(self) -> None:
+        """Release this gateway; the account's token stays for the next one."""
+
+    def invalidate_token(self) -> None:
+        """End the account's session in Send (e.g. when its keys change)."""
+        with self._session.lock:
+            token, self._session.token = self._session.token, None
+        if token is not None:
+            self._invoke("invalidateToken", None, token={"content": token})
+
+    def _token(self) -> str:
+        """Return a live token: borrowed if missing or too old, kept alive
+        when it has lived past the keepalive fraction of its life."""
+        session = self._session
+        with session.lock:
+            age = time.monotonic() - session.renewed_at
+            if session.token is not None and age >= self._token_ttl:
+                session.token = None
+            if session.token is not None and (
+                age >= self._token_ttl * self._keepalive_fraction
+            ):
+                try:
+                    self._invoke(
+                        "keepaliveToken", None, token={"content": session.token}
+                    )
+                    session.renewed_at = time.monotonic()
+                except _TokenRefused:
+                    session.token = None
+            if session.token is None:
+                session.token = self._borrow()
+                session.renewed_at = time.monotonic()
+            return session.token
+
+    def _borrow(self) -> str:
+        try:
+            answer = self._invoke(
+                "borrowToken",
+                None,
+                apiKey=self._credentials.api_key,
+                userKey=self._credentials.user_key,
+            )
+        except _TokenRefused as error:
+            raise AuthenticationFailed("Send refused the apiKey and userKey") from error
+        # zeep unwraps a one-element type, so AuthToken may arrive as its
+        # content alone.
+        return str(getattr(answer, "content", answer))
+
+    def _forget(self, token: str) -> None:
+        with self._session.lock:
+            if self._session.token == token:
+                self._session.token = None
+
+    def _call(self, operation: str, userdb_id: int | None, **params: Any) -> Any:
+        """Call an operation with the account's token; when Send refuses the
+        token, borrow a new one and try once more."""
+        token = self._token()
+        try:
+            return self._invoke(
+                operation, userdb_id, token={"content": token}, **params
+            )
+        except _TokenRefused:
+            self._forget(token)
+        token = self._token()
+        try:
+            return self._invoke(
+                operation, userdb_id, token={"content": token}, **params
+            )
+        except _TokenRefused as error:
+            raise AuthenticationFailed(
+                f"Send refused a freshly borrowed token for {operation}"
+            ) from error
+
+    def _invoke(self, operation: str, userdb_id: int | None, **params: Any) -> Any:
+        """Make one SOAP call, log it, and translate what goes wrong."""
+        started = time.monotonic()
+        try:
+            client = _zeep_client(self._wsdl_url, self._timeout)
+            answer = getattr(client.service, operation)(**params)
+        except Exception as error:
+            translated = _translate(error, operation, userdb_id, self._timeout)
+            if translated is None:
+                raise
+            logger.warning(
+                "Send call failed. operation=%s userdb=%s duration_ms=%d"
+                " account=%s error=%s",
+                operation,
+                userdb_id,
+                (time.monotonic() - started) * 1000,
+                self._account,
+                translated.code,
+            )
+            raise translated from error
+        logger.info(
+            "Send call done. operation=%s userdb=%s duration_ms=%d account=%s",
+            operation,
+            userdb_id,
+            (time.monotonic() - started) * 1000,
+            self._account,
+        )
+        return answer
+
+
+# Translation of failures.
+
+_FAULTS: dict[str, type[SendError]] = {
+    "AUTHENTICATION_FAILED": AuthenticationFailed,
+    "INVALID_TOKEN": _TokenRefused,
+    "USERDB_NOT_FOUND": UserDbNotFound,
+    "USERDB_LOCKED": UserDbLocked,
+    "USERDB_READ_ONLY": InvalidData,
+    "SUBSCRIBER_NOT_FOUND": SubscriberNotFound,
+    "WEBFORM_NOT_FOUND": InvalidData,
+    "INVALID_DATA": InvalidData,
+    "INVALID_REQUEST": InvalidData,
+    "RATE_LIMITED": RateLimited,
+    "SERVER_ERROR": TransientError,
+}
+
+
+def _translate(
+    error: Exception, operation: str, userdb_id: int | None, timeout: float
+) -> SendError | None:
+    """Return the gateway error for a failed call, or None if it is a bug."""
+    where = f"{operation} (userdb {userdb_id})" if userdb_id else operation
+    if isinstance(error, zeep.exceptions.Fault):
+        return _from_fault(error, where, userdb_id)
+    if isinstance(error, zeep.exceptions.TransportError):
+        return _from_status(error.status_code, where)
+    if isinstance(error, requests.Timeout):
+        return TransientError(f"Send did not answer {where} within {timeout:g}s")
+    if isinstance(error, requests.RequestException):
+        return TransientError(f"the connection to Send failed during {where}")
+    if isinstance(
+        error, zeep.exceptions.XMLSyntaxError | zeep.exceptions.XMLParseError
+    ):
+        return TransientError(f"Send answered {where} with malformed XML")
+    if isinstance(error, zeep.exceptions.ValidationError):
+        return InvalidData(f"the request for {where} is not valid: {error.message}")
+    return None
+
+
+def _from_fault(fault: Any, where: str, userdb_id: int | None) -> SendError:
+    detail = fault.detail
+    code = field = None
+    if detail is not None:
+        code = detail.findtext(".//{*}code")
+        field = detail.findtext(".//{*}field")
+    error_class = _FAULTS.get(code or "")
+    if error_class is None:
+        server_side = str(fault.code or "").endswith("Server")
+        error_class = TransientError if server_side else InvalidData
+    if error_class is UserDbNotFound:
+        return UserDbNotFound(f"userdb {userdb_id} does not exist in Send")
+    if error_class is UserDbLocked:
+        return UserDbLocked(f"userdb {userdb_id} is locked in Send; retry later")
+    if error_class is AuthenticationFailed:
+        return AuthenticationFailed("Send refused the apiKey and userKey")
+    if error_class is _TokenRefused:
+        return _TokenRefused("Send refused the session token")
+    message = str(fault.message or "no reason given")
+    if field:
+        message = f"{message} (field {field})"
+    return error_class(f"Send refused {where}: {message}")
+
+
+def _from_status(status: int, where: str) -> SendError:
+    if status == 429:
+        return RateLimited(f"Send rate limit reached during {where}")
+    if status in (401, 403):
+        return AuthenticationFailed(f"Send refused access (HTTP {status})")
+    if status >= 500 or status == 408:
+        return TransientError(f"Send answered {where} with HTTP {status}")
+    return SendError(f"Send answered {where} with HTTP {status}")
+
+
+# Conversions between zeep objects and gateway values.
+
+
+def _attributes(attributes: dict[str, str | None]) -> list[dict[str, str | None]]:
+    return [{"key": key, "value": value} for key, value in attributes.items()]
+
+
+def _subscriber(item: Any) -> Subscriber:
+    attributes = {entry.key: entry.value for entry in item.attributes or []}
+    return Subscriber(identifier=int(item.identifier), attributes=attributes)
+
+
+def _userdb(source: Any) -> UserDb:
+    return UserDb(
+        identifier=int(source.identifier),
+        name=source.name or "",
+        subscriber_identifier_field=source.subscriberIdentifierFieldName,
+        fields=tuple(
+            SendField(field.name, field.type, bool(field.emailField))
+            for field in source.fields or []
+        ),
+        description=source.description or "",
+        charset=source.charset or "UTF-8",
+        locked=bool(source.locked),
+        read_only=bool(source.readOnly),
+    )
