@@ -81,7 +81,8 @@ class Customer(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="customers")
-    external_id = models.CharField(max_length=255, null=True, blank=True)
+    # Null, not "", for "no externalId": the unique constraint skips nulls.
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     enabled = models.BooleanField(default=True)
     registered_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -90,7 +91,8 @@ class Customer(models.Model):
     updated_by = models.UUIDField(null=True, blank=True)
     base = models.JSONField(default=dict, blank=True)
     extended = models.JSONField(default=dict, blank=True)
-    extra = models.TextField(null=True, blank=True)
+    # Contacthub tells an absent `extra` (null) from an empty one.
+    extra = models.TextField(null=True, blank=True)  # noqa: DJ001
     consents = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=dict, blank=True)
 

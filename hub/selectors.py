@@ -64,7 +64,10 @@ def aggregate_profiles(node: Node) -> Iterator[dict[str, Any]]:
 
 
 def _new_profile(
-    node: Node, key: tuple[str, ...] | None, customer: Customer, document: dict[str, Any]
+    node: Node,
+    key: tuple[str, ...] | None,
+    customer: Customer,
+    document: dict[str, Any],
 ) -> dict[str, Any]:
     profile = copy.deepcopy(document)
     profile["id"] = str(profile_id(node, key)) if key else str(customer.id)
@@ -109,6 +112,8 @@ def _latest_subscriptions(
     by_id: dict[str, dict[str, Any]] = {}
     for entry in [*older, *newer]:
         held = by_id.get(entry["id"])
-        if held is None or (entry.get("updatedAt") or "") >= (held.get("updatedAt") or ""):
+        if held is None or (entry.get("updatedAt") or "") >= (
+            held.get("updatedAt") or ""
+        ):
             by_id[entry["id"]] = entry
     return list(by_id.values())

@@ -25,7 +25,15 @@ from .signals import customer_changed
 from .validators import validate_customer_document
 
 # The parts of a customer document a client may write.
-WRITABLE_KEYS = ("externalId", "enabled", "base", "extended", "extra", "consents", "tags")
+WRITABLE_KEYS = (
+    "externalId",
+    "enabled",
+    "base",
+    "extended",
+    "extra",
+    "consents",
+    "tags",
+)
 
 
 class CustomerExists(ValidationError):
@@ -115,8 +123,8 @@ def node_update(
     if not node.is_aggregate:
         return _node_save(node)
 
-    entries = list(entry_nodes) if entry_nodes is not None else list(
-        node.entry_nodes.all()
+    entries = (
+        list(entry_nodes) if entry_nodes is not None else list(node.entry_nodes.all())
     )
     if matching_properties is not None:
         node.matching_properties = matching_properties
@@ -133,9 +141,13 @@ def node_delete(*, node: Node) -> None:
     """Delete a node that holds no customer, has no source and feeds no aggregate."""
     errors = []
     if node.kind == Node.Kind.ENTRY and not node.is_empty():
-        errors.append(ValidationError("The node holds customers.", code="NODE_NOT_EMPTY"))
-    if node.source_links.exists():  # type: ignore[attr-defined]
-        errors.append(ValidationError("A source uses the node.", code="NODE_HAS_SOURCE"))
+        errors.append(
+            ValidationError("The node holds customers.", code="NODE_NOT_EMPTY")
+        )
+    if node.source_links.exists():
+        errors.append(
+            ValidationError("A source uses the node.", code="NODE_HAS_SOURCE")
+        )
     if node.aggregates.exists():
         errors.append(
             ValidationError("An aggregate node merges it.", code="NODE_IN_AGGREGATE")
@@ -314,8 +326,11 @@ def _check_writable(node: Node) -> None:
 
 def _normalized(data: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
     """Validate a client document and fill in what the Hub maintains."""
-    unknown = set(data) - set(WRITABLE_KEYS) - {"id", "nodeId", "registeredAt",
-                                                "updatedAt", "sourceInfo"}
+    unknown = (
+        set(data)
+        - set(WRITABLE_KEYS)
+        - {"id", "nodeId", "registeredAt", "updatedAt", "sourceInfo"}
+    )
     if unknown:
         raise ValidationError(
             {
@@ -353,7 +368,11 @@ def _check_header(document: dict[str, Any]) -> None:
         )
     if not isinstance(document["enabled"], bool):
         raise ValidationError(
-            {"enabled": ValidationError("enabled must be true or false.", code="invalid")}
+            {
+                "enabled": ValidationError(
+                    "enabled must be true or false.", code="invalid"
+                )
+            }
         )
     if document["extra"] is not None and not isinstance(document["extra"], str):
         raise ValidationError(
@@ -380,7 +399,9 @@ def _with_subscription_dates(
     for given in entries:
         entry = dict(given)
         old = previous.get(entry["id"], {})
-        entry["registeredAt"] = entry.get("registeredAt") or old.get("registeredAt") or now
+        entry["registeredAt"] = (
+            entry.get("registeredAt") or old.get("registeredAt") or now
+        )
         if not old or old.get("subscribed") != entry.get("subscribed"):
             entry["updatedAt"] = _fresh(entry, old, "updatedAt", now)
             if entry.get("subscribed") is True:
@@ -403,8 +424,14 @@ def subscription_changes(
     at: datetime.datetime,
 ) -> list[SubscriptionChange]:
     """List the subscription entries whose `subscribed` state changed."""
-    old = {e["id"]: e.get("subscribed") for e in (old_base or {}).get("subscriptions") or []}
-    new = {e["id"]: e.get("subscribed") for e in (new_base or {}).get("subscriptions") or []}
+    old = {
+        e["id"]: e.get("subscribed")
+        for e in (old_base or {}).get("subscriptions") or []
+    }
+    new = {
+        e["id"]: e.get("subscribed")
+        for e in (new_base or {}).get("subscriptions") or []
+    }
     return [
         SubscriptionChange(key, old.get(key), new.get(key), at)
         for key in sorted(old.keys() | new.keys())

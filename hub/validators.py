@@ -152,7 +152,9 @@ TAGS_SCHEMA = _strict(
 
 _OBJECT = {"type": "object"}
 _validators = {
-    "base": jsonschema.Draft202012Validator(BASE_SCHEMA, format_checker=_format_checker),
+    "base": jsonschema.Draft202012Validator(
+        BASE_SCHEMA, format_checker=_format_checker
+    ),
     "extended": jsonschema.Draft202012Validator(_OBJECT),
     "consents": jsonschema.Draft202012Validator(_OBJECT),
     "tags": jsonschema.Draft202012Validator(TAGS_SCHEMA),
@@ -179,7 +181,11 @@ def validate_size(name: str, value: Any) -> None:
                 name: ValidationError(
                     "%(section)s is %(size)s bytes; the limit is %(limit)s.",
                     code="too_large",
-                    params={"section": name, "size": size, "limit": SECTION_LIMIT_BYTES},
+                    params={
+                        "section": name,
+                        "size": size,
+                        "limit": SECTION_LIMIT_BYTES,
+                    },
                 )
             }
         )

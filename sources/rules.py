@@ -137,7 +137,9 @@ def unmet_requirements(
     for requirement in sorted(requirements_for(changes)):
         if not checks[requirement]():
             error = ValidationError(
-                _MESSAGES[requirement], code=requirement.value, params={"changes": label}
+                _MESSAGES[requirement],
+                code=requirement.value,
+                params={"changes": label},
             )
             unmet.append((_FIELDS[requirement], error))
     return unmet
@@ -237,7 +239,9 @@ def _node_violations(
     return found
 
 
-def aggregate_permission_violation(node: Node, permission: str) -> ValidationError | None:
+def aggregate_permission_violation(
+    node: Node, permission: str
+) -> ValidationError | None:
     """Refuse write permission on an aggregate node, for any provider."""
     if node.is_aggregate and permission != Permission.READ:
         return ValidationError(

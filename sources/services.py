@@ -13,12 +13,13 @@ these services. For a Send source the services:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterator
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -50,7 +51,7 @@ from .signals import source_changed
 
 logger = logging.getLogger(__name__)
 
-SECRET_CHANGED = "changed"
+CHANGED_MARK = "changed"
 
 # The Send field types each kind of Hub value may be written to.
 _TEXT = {"CHAR", "STRING", "TEXT"}
@@ -168,7 +169,7 @@ def source_create(
     workspace: Workspace,
     provider: str,
     spec: SourceSpec,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     actor_label: str = "",
 ) -> Source:
     """Create a source; a Send source must satisfy every creation rule."""
@@ -183,24 +184,23 @@ def source_create(
         info = _check_new_send(workspace, spec, errors)
     errors.raise_if_any()
 
-    with _rule_races():
-        with transaction.atomic():
-            source = Source.objects.create(
-                workspace=workspace,
-                provider=provider,
-                name=spec.name,
-                description=spec.description,
-                enabled=spec.enabled,
-            )
-            _write_rows(source, spec, info, set(Change))
-            _audit(source, actor, actor_label, SourceChange.Action.CREATED, {}, spec)
-            source_changed.send(
-                sender=Source,
-                source=source,
-                action="created",
-                changes=set(Change),
-                was_enabled=False,
-            )
+    with _rule_races(), transaction.atomic():
+        source = Source.objects.create(
+            workspace=workspace,
+            provider=provider,
+            name=spec.name,
+            description=spec.description,
+            enabled=spec.enabled,
+        )
+        _write_rows(source, spec, info, set(Change))
+        _audit(source, actor, actor_label, SourceChange.Action.CREATED, {}, spec)
+        source_changed.send(
+            sender=Source,
+            source=source,
+            action="created",
+            changes=set(Change),
+            was_enabled=False,
+        )
     logger.info("Source created. source=%s provider=%s", source.id, provider)
     return source
 
@@ -209,7 +209,7 @@ def source_update(
     *,
     source: Source,
     spec: SourceSpec,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     actor_label: str = "",
 ) -> Source:
     """Modify a source; a Send source must meet the modification table."""
@@ -223,29 +223,28 @@ def source_update(
         info = _describe(_credentials(source, spec), _send(spec).userdb_id, errors)
         errors.raise_if_any()
 
-    with _rule_races():
-        with transaction.atomic():
-            locked = Source.objects.select_for_update().get(pk=source.pk)
-            before = _snapshot(locked)
-            changes = _changes(locked, spec)
-            if locked.is_send:
-                _check_send_update(locked, spec, changes, info, errors)
-            errors.raise_if_any()
+    with _rule_races(), transaction.atomic():
+        locked = Source.objects.select_for_update().get(pk=source.pk)
+        before = _snapshot(locked)
+        changes = _changes(locked, spec)
+        if locked.is_send:
+            _check_send_update(locked, spec, changes, info, errors)
+        errors.raise_if_any()
 
-            was_enabled = locked.enabled
-            locked.name, locked.description = spec.name, spec.description
-            locked.enabled = spec.enabled
-            locked.updated_at = timezone.now()
-            locked.save(update_fields=["name", "description", "enabled", "updated_at"])
-            _write_rows(locked, spec, info, changes)
-            _audit(locked, actor, actor_label, SourceChange.Action.UPDATED, before, spec)
-            source_changed.send(
-                sender=Source,
-                source=locked,
-                action="updated",
-                changes=changes,
-                was_enabled=was_enabled,
-            )
+        was_enabled = locked.enabled
+        locked.name, locked.description = spec.name, spec.description
+        locked.enabled = spec.enabled
+        locked.updated_at = timezone.now()
+        locked.save(update_fields=["name", "description", "enabled", "updated_at"])
+        _write_rows(locked, spec, info, changes)
+        _audit(locked, actor, actor_label, SourceChange.Action.UPDATED, before, spec)
+        source_changed.send(
+            sender=Source,
+            source=locked,
+            action="updated",
+            changes=changes,
+            was_enabled=was_enabled,
+        )
     logger.info(
         "Source updated. source=%s changes=%s",
         locked.id,
@@ -258,7 +257,7 @@ def source_set_enabled(
     *,
     source: Source,
     enabled: bool,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     actor_label: str = "",
 ) -> Source:
     """Enable or disable a source: allowed at any time."""
@@ -269,7 +268,7 @@ def source_set_enabled(
 def source_delete(
     *,
     source: Source,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     actor_label: str = "",
 ) -> None:
     """Delete a source and its configuration, keeping the audit trail."""
@@ -311,7 +310,9 @@ def _check_common(
     if not spec.name.strip():
         errors.add("name", ValidationError("A name is required.", code="required"))
     elif len(spec.name) > 200:
-        errors.add("name", ValidationError("At most 200 characters.", code="max_length"))
+        errors.add(
+            "name", ValidationError("At most 200 characters.", code="max_length")
+        )
     seen = set()
     for grant in spec.nodes:
         if grant.node.workspace_id != workspace.id:
@@ -342,7 +343,9 @@ def _check_common(
     if provider == Provider.CONTACTSEND and spec.send is None:
         errors.add(
             "properties",
-            ValidationError("A Send source needs its provider options.", code="required"),
+            ValidationError(
+                "A Send source needs its provider options.", code="required"
+            ),
         )
     if provider == Provider.API and spec.send is not None:
         errors.add(
@@ -366,7 +369,9 @@ def _check_new_send(
         return None
     assert send.api_key and send.user_key
     _check_rules(workspace, None, spec, crypto.identity_hashes(send.api_key), errors)
-    info = _describe(SendCredentials(send.api_key, send.user_key), send.userdb_id, errors)
+    info = _describe(
+        SendCredentials(send.api_key, send.user_key), send.userdb_id, errors
+    )
     if info is None:
         return None
     if info.subscriber_count:
@@ -533,8 +538,10 @@ def _subscription_row_errors(
         )
     if not row.webform_code.strip():
         yield ValidationError("Enter the Webform Code.", code="required")
-    elif remote is not None and remote.webform_code and (
-        remote.webform_code != row.webform_code
+    elif (
+        remote is not None
+        and remote.webform_code
+        and (remote.webform_code != row.webform_code)
     ):
         yield ValidationError(
             "The Webform Code of %(name)s in Send is not %(code)s.",
@@ -713,12 +720,12 @@ def _snapshot(source: Source) -> dict[str, Any]:
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    changed = {}
+    changed: dict[str, Any] = {}
     for key in sorted(before.keys() | after.keys()):
         old, new = before.get(key), after.get(key)
         if old != new:
             if key in {"apiKey", "userKey"}:
-                changed[key] = SECRET_CHANGED
+                changed[key] = CHANGED_MARK
             else:
                 changed[key] = [old, new]
     return changed
@@ -726,7 +733,7 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 
 def _audit(
     source: Source,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     actor_label: str,
     action: str,
     before: dict[str, Any],
@@ -746,7 +753,7 @@ def _audit(
     )
 
 
-def _label(actor: AbstractBaseUser | None) -> str:
+def _label(actor: User | None) -> str:
     return actor.get_username() if actor is not None else "system"
 
 
@@ -755,18 +762,15 @@ def _send(spec: SourceSpec) -> SendSettings:
     return spec.send
 
 
-class _rule_races:
+@contextlib.contextmanager
+def _rule_races() -> Iterator[None]:
     """Turn an IntegrityError from a rule's constraint into the rule's error."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, error: BaseException | None, tb: Any) -> bool:
-        if not isinstance(error, IntegrityError):
-            return False
+    try:
+        yield
+    except IntegrityError as error:
         rule = _broken_rule(error)
         if rule is None:
-            return False
+            raise
         field, code, message = rule
         raise ValidationError({field: ValidationError(message, code=code)}) from error
 
