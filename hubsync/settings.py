@@ -165,8 +165,87 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # REST API (the api settings block).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tokens.authentication.BearerTokenAuthentication"
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["hubsync.api.access.HasToken"],
+    "DEFAULT_PARSER_CLASSES": [
+        "hubsync.api.parsers.JSONBodyParser",
+        "hubsync.api.parsers.MergePatchParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["hubsync.api.throttles.TokenRateThrottle"],
+    # Per token, and per client address for requests without one.
+    "DEFAULT_THROTTLE_RATES": {
+        "token": os.environ.get("HUBSYNC_API_TOKEN_RATE", "1200/min"),
+        "anonymous": os.environ.get("HUBSYNC_API_ANONYMOUS_RATE", "120/min"),
+    },
+    "EXCEPTION_HANDLER": "hubsync.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "hubsync API",
+    "DESCRIPTION": (
+        "Contacthub-compatible customers API and the configuration of nodes, "
+        "subscription systems and sources. Authenticate with "
+        "`Authorization: Bearer <token>`. Lists are paged from page 0, at most "
+        "100 elements a page. Every error is `{message, errors[], data, logref}`."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # Sync (the sync settings block).
+# Remote calls run on the "send" queue, the rest on the default one; a
+# worker started without -Q consumes both. Tasks are acknowledged after
+# they run and given back when their worker dies, one at a time per
+# process, so a killed worker loses nothing.
+from kombu import Queue  # noqa: E402
+
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("send"))
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+SYNC_RELAY_SECONDS = float(os.environ.get("SYNC_RELAY_SECONDS", "60"))
+SYNC_CLAIM_SECONDS = float(os.environ.get("SYNC_CLAIM_SECONDS", "300"))
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Longer than the longest task, so an unacknowledged task is not handed
+    # to a second worker while the first still runs it.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(SYNC_CLAIM_SECONDS * 4 + SYNC_RELAY_SECONDS)
+    }
+SEND_POLL_SECONDS = float(os.environ.get("SEND_POLL_SECONDS", str(SEND_POLL_SECONDS)))
+SYNC_RECONCILE_MINUTES = float(os.environ.get("SYNC_RECONCILE_MINUTES", "15"))
+SYNC_SWEEP_SECONDS = float(os.environ.get("SYNC_SWEEP_SECONDS", "30"))
+SYNC_HISTORY_DAYS = int(os.environ.get("SYNC_HISTORY_DAYS", "30"))
+SYNC_ACCOUNT_CONCURRENCY = int(os.environ.get("SYNC_ACCOUNT_CONCURRENCY", "4"))
+SYNC_SLOT_LEASE_SECONDS = SYNC_CLAIM_SECONDS
+SYNC_RELAY_PARALLELISM = int(os.environ.get("SYNC_RELAY_PARALLELISM", "4"))
+SYNC_CALL_ATTEMPTS = int(os.environ.get("SYNC_CALL_ATTEMPTS", "4"))
+SYNC_CALL_BACKOFF_SECONDS = float(os.environ.get("SYNC_CALL_BACKOFF_SECONDS", "0.2"))
+SYNC_BACKOFF_MAX_SECONDS = float(os.environ.get("SYNC_BACKOFF_MAX_SECONDS", "300"))
+CELERY_BEAT_SCHEDULE = {
+    "sync-poll": {
+        "task": "sync.tasks.poll_all_task",
+        "schedule": SEND_POLL_SECONDS,
+        "options": {"expires": SEND_POLL_SECONDS * 2},
+    },
+    "sync-outbox-sweep": {
+        "task": "sync.tasks.outbox_sweep_task",
+        "schedule": SYNC_SWEEP_SECONDS,
+    },
+    "sync-reconcile": {
+        "task": "sync.tasks.reconcile_all_task",
+        "schedule": SYNC_RECONCILE_MINUTES * 60,
+    },
+    "sync-prune": {"task": "sync.tasks.history_prune_task", "schedule": 6 * 3600.0},
+}
 
 LOGGING = {
     "version": 1,

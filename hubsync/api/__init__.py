@@ -1,0 +1,1 @@
+"""Shared pieces of the REST API: errors, parsing, paging, access, throttles."""
