@@ -1,0 +1,940 @@
+"""The sync between one Send source's node and its userdb.
+
+`Context` gathers what a pass needs (field map, subscription rows, the
+direction of the data) and opens the gateway lazily. `push_subjects`
+carries Hub subjects (customers, or profiles of an aggregate node) to
+Send; `pull_records` carries Send records to the Hub. Both keep a `Link`
+per pair, whose hashes turn a write of ours coming back into a no-op.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from hub import services as hub_services
+from hub.documents import get_path
+from hub.fields import EMAIL, hub_field_type
+from hub.models import Customer, Node
+from hub.selectors import aggregate_profiles
+from sources.models import ActiveNode, FieldMapping, Source
+from sources.selectors import source_credentials
+from sources.send.gateway import (
+    MODIFIED_FIELD,
+    AttributeFilter,
+    InvalidData,
+    SendError,
+    SendGateway,
+    Subscriber,
+    open_gateway,
+)
+from subscriptions.models import SubscriptionMapping
+
+from .conversion import (
+    ConversionError,
+    hub_to_send,
+    match_key,
+    send_to_hub_patch,
+    to_hub,
+    values_hash,
+)
+from .models import Link, OutboxEntry, SyncIssue
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+NOT_FOUND_CODE = "SEND_SUBSCRIBER_NOT_FOUND"
+_STATES = {True: "1", False: "-1", None: "0"}
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class Counts:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    conflicts: int = 0
+
+    def as_fields(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Context:
+    """One Send source as the sync sees it, with a lazily opened gateway."""
+
+    source: Source
+    node: Node
+    reads: bool
+    writes: bool
+    userdb_id: int
+    account: str
+    mappings: list[FieldMapping]
+    rows: list[SubscriptionMapping]
+    _gateway: SendGateway | None = None
+
+    @property
+    def gateway(self) -> SendGateway:
+        if self._gateway is None:
+            self._gateway = open_gateway(source_credentials(self.source))
+        return self._gateway
+
+    @property
+    def matching(self) -> list[FieldMapping]:
+        return [row for row in self.mappings if row.matching]
+
+    def close(self) -> None:
+        if self._gateway is not None:
+            self._gateway.close()
+            self._gateway = None
+
+
+def load_context(source_id: uuid.UUID | str) -> Context | None:
+    """Return the context of a Send source, or None if it is gone or unusable."""
+    source = Source.objects.filter(pk=source_id).select_related("send").first()
+    if source is None or not source.is_send:
+        return None
+    active = ActiveNode.objects.filter(source=source).select_related("node").first()
+    if active is None:
+        return None
+    return Context(
+        source=source,
+        node=active.node,
+        reads=active.reads,
+        writes=active.writes and not active.node.is_aggregate,
+        userdb_id=source.send.userdb_id,
+        account=source.send.api_key_hash,
+        mappings=list(source.field_map.all()),
+        rows=list(
+            source.subscription_rows.select_related("hub_system").exclude(
+                registration_field=""
+            )
+        ),
+    )
+
+
+def call(operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one Send call, retrying passing failures with backoff and jitter."""
+    attempts = int(settings.SYNC_CALL_ATTEMPTS)
+    for attempt in range(attempts):
+        try:
+            return operation(*args, **kwargs)
+        except SendError as error:
+            if not error.retryable or attempt == attempts - 1:
+                raise
+            pause = settings.SYNC_CALL_BACKOFF_SECONDS * 2**attempt
+            logger.info(
+                "Send call failed, retrying. code=%s attempt=%s", error.code, attempt
+            )
+            time.sleep(pause * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+# Subjects.
+
+
+def subject_documents(
+    ctx: Context, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Return the current documents of the given subjects (absent when gone)."""
+    wanted = set(ids)
+    if not ctx.node.is_aggregate:
+        customers = Customer.objects.filter(node=ctx.node, id__in=wanted)
+        return {customer.id: customer.as_document() for customer in customers}
+    # TODO: an aggregate is merged whole for each batch; index profiles by
+    # key when aggregates over large nodes get a Send source.
+    return {
+        uuid.UUID(profile["id"]): profile
+        for profile in aggregate_profiles(ctx.node)
+        if uuid.UUID(profile["id"]) in wanted
+    }
+
+
+def subscription_state(document: dict[str, Any], system_id: str) -> str | None:
+    """Return the Send registration value of a Hub entry, None when absent."""
+    for entry in (document.get("base") or {}).get("subscriptions") or []:
+        if entry.get("id") == system_id:
+            return _STATES.get(entry.get("subscribed"))
+    return None
+
+
+def _entry(document: dict[str, Any], system_id: str) -> dict[str, Any] | None:
+    entries = (document.get("base") or {}).get("subscriptions") or []
+    return next((e for e in entries if e.get("id") == system_id), None)
+
+
+def record_issue(
+    ctx: Context,
+    kind: str,
+    code: str,
+    reason: str,
+    *,
+    subject_id: uuid.UUID | None = None,
+    subscriber_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Record a per-record error or event in the sync history."""
+    SyncIssue.objects.create(
+        source=ctx.source,
+        kind=kind,
+        code=code,
+        reason=reason[:2000],
+        subject_id=subject_id,
+        subscriber_id=subscriber_id,
+        payload=payload or {},
+    )
+    logger.info(
+        "Sync issue recorded. source=%s kind=%s code=%s subject=%s subscriber=%s",
+        ctx.source.id,
+        kind,
+        code,
+        subject_id,
+        subscriber_id,
+    )
+
+
+# Hub to Send.
+
+
+def push_subjects(ctx: Context, ids: Sequence[uuid.UUID], counts: Counts) -> None:
+    """Bring Send in line with the current state of the given Hub subjects.
+
+    1. Gone or disabled subjects have their Send record removed.
+    2. Linked subjects are updated with the fields that changed, then their
+       subscriptions are pushed.
+    3. The others are matched by the matching fields and linked, or added
+       in batches; several matches are reported, not written.
+    A retryable SendError escapes, so the caller can back off and retry.
+    """
+    documents = subject_documents(ctx, ids)
+    links = {
+        link.subject_id: link
+        for link in Link.objects.filter(source=ctx.source, subject_id__in=ids)
+    }
+    fresh: list[tuple[uuid.UUID, dict[str, Any]]] = []
+    for subject_id in ids:
+        document = documents.get(subject_id)
+        link = links.get(subject_id)
+        try:
+            if document is None or not document.get("enabled", True):
+                _remove(ctx, subject_id, link, counts)
+            elif link is None or link.subscriber_id is None:
+                fresh.append((subject_id, document))
+            elif not _update(ctx, link, document, counts):
+                # The record was deleted in Send: a Hub change sends it anew.
+                fresh.append((subject_id, document))
+        except ConversionError as error:
+            _failed(ctx, counts, error.code, str(error), subject_id, document)
+        except SendError as error:
+            if error.retryable:
+                raise
+            _failed(ctx, counts, error.code, str(error), subject_id, document)
+    if fresh:
+        _add_or_match(ctx, fresh, counts)
+
+
+def _failed(
+    ctx: Context,
+    counts: Counts,
+    code: str,
+    reason: str,
+    subject_id: uuid.UUID,
+    document: dict[str, Any] | None,
+) -> None:
+    counts.failed += 1
+    payload: dict[str, Any] = {"subject": str(subject_id)}
+    if document is not None and ctx.reads:
+        try:
+            payload["values"] = hub_to_send(document, ctx.mappings)
+        except ConversionError:
+            payload["document"] = {
+                row.hub_field: get_path(document, row.hub_field) for row in ctx.mappings
+            }
+    record_issue(
+        ctx, SyncIssue.Kind.ERROR, code, reason, subject_id=subject_id, payload=payload
+    )
+
+
+def _remove(
+    ctx: Context, subject_id: uuid.UUID, link: Link | None, counts: Counts
+) -> None:
+    if link is None:
+        counts.unchanged += 1
+        return
+    if ctx.reads and link.subscriber_id is not None:
+        try:
+            call(ctx.gateway.remove_subscriber, ctx.userdb_id, link.subscriber_id)
+        except InvalidData as error:
+            if error.code != NOT_FOUND_CODE:
+                raise
+        counts.removed += 1
+    link.delete()
+
+
+def _update(ctx: Context, link: Link, document: dict[str, Any], counts: Counts) -> bool:
+    """Push a linked subject; return False when its Send record is gone."""
+    assert link.subscriber_id is not None
+    wrote = False
+    if ctx.reads:
+        values = hub_to_send(document, ctx.mappings)
+        digest = values_hash(values)
+        changed = {k: v for k, v in values.items() if link.values.get(k) != v}
+        if digest != link.hub_hash and changed:
+            try:
+                record = call(
+                    ctx.gateway.update_subscriber,
+                    ctx.userdb_id,
+                    link.subscriber_id,
+                    changed,
+                )
+            except InvalidData as error:
+                if error.code != NOT_FOUND_CODE:
+                    raise
+                _deleted_in_send(ctx, link)
+                return False
+            link.values = _mapped(ctx, record.attributes)
+            link.send_hash = values_hash(link.values)
+            wrote = True
+        link.hub_hash = digest
+    wrote = _push_subscriptions(ctx, link, document) or wrote
+    link.synced_at = timezone.now()
+    link.save()
+    if wrote:
+        counts.updated += 1
+    else:
+        counts.unchanged += 1
+    return True
+
+
+def _push_subscriptions(ctx: Context, link: Link, document: dict[str, Any]) -> bool:
+    """Call modifySubscriberSubscriptionStatus for each entry that changed.
+
+    Before pushing, the Send record is read: a registration change made in
+    Send after the Hub entry's change wins (the poll brings it in), so an
+    older Hub subscribe never undoes a newer unsubscribe in Send.
+    """
+    assert link.subscriber_id is not None
+    record: Subscriber | None = None
+    wrote = False
+    for row in ctx.rows:
+        system_id = row.hub_system.system_id
+        wanted = subscription_state(document, system_id)
+        known = link.subscriptions.get(system_id)
+        if wanted is None or wanted == "0" or wanted == known:
+            continue
+        if record is None:
+            record = call(ctx.gateway.get_subscriber, ctx.userdb_id, link.subscriber_id)
+            if record is None:
+                return wrote
+        held = record.attributes.get(row.registration_field)
+        entry = _entry(document, system_id) or {}
+        if held != known and _newer(record, entry.get("updatedAt")):
+            continue
+        if held != wanted:
+            call(
+                ctx.gateway.modify_subscription_status,
+                row.webform_code,
+                link.subscriber_id,
+                wanted == "1",
+            )
+            wrote = True
+        link.subscriptions = {**link.subscriptions, system_id: wanted}
+    return wrote
+
+
+def _newer(record: Subscriber, hub_moment: str | None) -> bool:
+    """Tell whether the Send record changed after the given Hub moment."""
+    send_moment = send_time(record)
+    if send_moment is None or not hub_moment:
+        return False
+    return send_moment > _parse_iso(hub_moment)
+
+
+def _deleted_in_send(ctx: Context, link: Link) -> None:
+    record_issue(
+        ctx,
+        SyncIssue.Kind.DELETED_IN_SEND,
+        "SYNC_DELETED_IN_SEND",
+        "The Send record was deleted in Send; the Hub customer is kept.",
+        subject_id=link.subject_id,
+        subscriber_id=link.subscriber_id,
+    )
+    link.delete()
+
+
+def _add_or_match(
+    ctx: Context, fresh: list[tuple[uuid.UUID, dict[str, Any]]], counts: Counts
+) -> None:
+    """Link subjects with no Send record to their match, or add them."""
+    if not ctx.reads:
+        counts.unchanged += len(fresh)
+        return
+    prepared: list[tuple[uuid.UUID, dict[str, Any], dict[str, str | None]]] = []
+    for subject_id, document in fresh:
+        try:
+            prepared.append((subject_id, document, hub_to_send(document, ctx.mappings)))
+        except ConversionError as error:
+            _failed(ctx, counts, error.code, str(error), subject_id, document)
+    matches = find_send_matches(ctx, [values for _, _, values in prepared])
+    to_add = []
+    for (subject_id, document, values), found in zip(prepared, matches, strict=True):
+        if len(found) > 1:
+            _ambiguous(ctx, counts, subject_id, values, found)
+        elif found:
+            _adopt(ctx, subject_id, document, values, found[0], counts)
+        else:
+            to_add.append((subject_id, document, values))
+    for start in range(0, len(to_add), BATCH_SIZE):
+        _add_batch(ctx, to_add[start : start + BATCH_SIZE], counts)
+
+
+def _ambiguous(
+    ctx: Context,
+    counts: Counts,
+    subject_id: uuid.UUID,
+    values: dict[str, str | None],
+    found: list[Subscriber],
+) -> None:
+    counts.conflicts += 1
+    record_issue(
+        ctx,
+        SyncIssue.Kind.ATTENTION,
+        "SYNC_SEVERAL_MATCHES",
+        f"{len(found)} Send records match the customer; nothing was written.",
+        subject_id=subject_id,
+        payload={
+            "hub": values,
+            "send": [
+                {"identifier": r.identifier, **_mapped(ctx, r.attributes)}
+                for r in found
+            ],
+        },
+    )
+
+
+def _adopt(
+    ctx: Context,
+    subject_id: uuid.UUID,
+    document: dict[str, Any],
+    values: dict[str, str | None],
+    record: Subscriber,
+    counts: Counts,
+) -> None:
+    held = Link.objects.filter(source=ctx.source, subscriber_id=record.identifier)
+    if held.exclude(subject_id=subject_id).exists():
+        _ambiguous(ctx, counts, subject_id, values, [record])
+        return
+    link, _ = Link.objects.get_or_create(source=ctx.source, subject_id=subject_id)
+    link.subscriber_id = record.identifier
+    link.pending_add = None
+    link.values = _mapped(ctx, record.attributes)
+    link.send_hash = values_hash(link.values)
+    link.subscriptions = _registrations(ctx, record.attributes)
+    link.hub_hash = ""
+    _update(ctx, link, document, counts)
+
+
+def _add_batch(
+    ctx: Context,
+    batch: list[tuple[uuid.UUID, dict[str, Any], dict[str, str | None]]],
+    counts: Counts,
+) -> None:
+    """Add records in one call, marking them first so a retry looks them up."""
+    marker = uuid.uuid4()
+    ids = [subject_id for subject_id, _, _ in batch]
+    with transaction.atomic():
+        Link.objects.bulk_create(
+            [Link(source=ctx.source, subject_id=s) for s in ids],
+            ignore_conflicts=True,
+        )
+        Link.objects.filter(
+            source=ctx.source, subject_id__in=ids, subscriber_id__isnull=True
+        ).update(pending_add=marker)
+    mine = set(
+        Link.objects.filter(source=ctx.source, pending_add=marker).values_list(
+            "subject_id", flat=True
+        )
+    )
+    batch = [item for item in batch if item[0] in mine]
+    records = [_with_registrations(ctx, doc, values) for _, doc, values in batch]
+    try:
+        added = call(ctx.gateway.add_subscribers, ctx.userdb_id, records)
+    except InvalidData:
+        if len(batch) == 1:
+            raise
+        # The batch is all or none: add one by one to find the bad records.
+        for item in batch:
+            try:
+                _add_batch(ctx, [item], counts)
+            except InvalidData as error:
+                _failed(ctx, counts, error.code, str(error), item[0], item[1])
+        return
+    saved = []
+    for (subject_id, _, values), record in zip(batch, added, strict=True):
+        mapped = _mapped(ctx, record.attributes)
+        saved.append(
+            Link(
+                source=ctx.source,
+                subject_id=subject_id,
+                subscriber_id=record.identifier,
+                hub_hash=values_hash(values),
+                send_hash=values_hash(mapped),
+                values=mapped,
+                subscriptions=_registrations(ctx, record.attributes),
+                pending_add=None,
+                synced_at=timezone.now(),
+            )
+        )
+    Link.objects.bulk_create(
+        saved,
+        update_conflicts=True,
+        unique_fields=["source", "subject_id"],
+        update_fields=[
+            "subscriber_id",
+            "hub_hash",
+            "send_hash",
+            "values",
+            "subscriptions",
+            "pending_add",
+            "synced_at",
+        ],
+    )
+    counts.added += len(saved)
+
+
+def _with_registrations(
+    ctx: Context, document: dict[str, Any], values: dict[str, str | None]
+) -> dict[str, str | None]:
+    """Add the initial registration state of a new record's subscriptions."""
+    record = dict(values)
+    for row in ctx.rows:
+        state = subscription_state(document, row.hub_system.system_id)
+        if state is not None:
+            record[row.registration_field] = state
+    return record
+
+
+def find_send_matches(
+    ctx: Context, candidates: list[dict[str, str | None]]
+) -> list[list[Subscriber]]:
+    """Return, per candidate, the Send records whose matching fields agree.
+
+    Look-ups go by the first matching field, many values per call (IN),
+    and every matching field is then compared, emails trimmed and without
+    regard to case. A candidate with an empty matching value matches
+    nothing.
+    """
+    matching = ctx.matching
+    results: list[list[Subscriber]] = [[] for _ in candidates]
+    if not matching or not candidates:
+        return results
+    first = matching[0]
+    wanted: dict[str, list[int]] = {}
+    for index, values in enumerate(candidates):
+        if all(values.get(row.send_field) for row in matching):
+            key = match_key(values[first.send_field], first.hub_field)
+            wanted.setdefault(key, []).append(index)
+    found = _lookup(ctx, first, [candidates[i[0]] for i in wanted.values()])
+    for record in found:
+        key = match_key(record.attributes.get(first.send_field), first.hub_field)
+        for index in wanted.get(key, []):
+            if _agree(matching, candidates[index], record.attributes):
+                results[index].append(record)
+    return results
+
+
+def _lookup(
+    ctx: Context, field: FieldMapping, candidates: list[dict[str, str | None]]
+) -> list[Subscriber]:
+    texts: set[str] = set()
+    for values in candidates:
+        text = (values[field.send_field] or "").strip()
+        texts.add(text)
+        if hub_field_type(field.hub_field) == EMAIL:
+            texts.add(text.casefold())
+    plain = sorted(t for t in texts if "," not in t)
+    found: dict[int, Subscriber] = {}
+    for start in range(0, len(plain), 200):
+        chunk = ",".join(plain[start : start + 200])
+        where = [AttributeFilter(field.send_field, chunk, "IN")]
+        for record in _all_pages(ctx, where):
+            found[record.identifier] = record
+    for text in sorted(texts - set(plain)):
+        for record in call(
+            ctx.gateway.find_subscribers, ctx.userdb_id, field.send_field, text
+        ):
+            found[record.identifier] = record
+    return list(found.values())
+
+
+def _all_pages(ctx: Context, where: list[AttributeFilter]) -> list[Subscriber]:
+    records: list[Subscriber] = []
+    page = 1
+    while True:
+        batch = call(
+            ctx.gateway.find_subscribers_by,
+            ctx.userdb_id,
+            where,
+            page=page,
+            page_size=BATCH_SIZE,
+        )
+        records.extend(batch)
+        if len(batch) < BATCH_SIZE:
+            return records
+        page += 1
+
+
+def _agree(
+    matching: list[FieldMapping],
+    values: dict[str, str | None],
+    attributes: dict[str, str | None],
+) -> bool:
+    return all(
+        match_key(values.get(row.send_field), row.hub_field)
+        == match_key(attributes.get(row.send_field), row.hub_field)
+        for row in matching
+    )
+
+
+def _mapped(ctx: Context, attributes: dict[str, str | None]) -> dict[str, str | None]:
+    return {row.send_field: attributes.get(row.send_field) for row in ctx.mappings}
+
+
+def _registrations(ctx: Context, attributes: dict[str, str | None]) -> dict[str, Any]:
+    return {
+        row.hub_system.system_id: attributes.get(row.registration_field)
+        for row in ctx.rows
+    }
+
+
+# Send to Hub.
+
+
+def send_time(record: Subscriber) -> dt.datetime | None:
+    """Return the record's lastModified moment, if Send gave one."""
+    text = record.attributes.get(MODIFIED_FIELD)
+    return _parse_iso(text) if text else None
+
+
+def _parse_iso(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def pull_records(ctx: Context, records: Iterable[Subscriber], counts: Counts) -> None:
+    """Apply Send records to the Hub, each on its own (errors are per record)."""
+    for record in records:
+        try:
+            pull_record(ctx, record, counts)
+        except (ConversionError, InvalidData) as error:
+            counts.failed += 1
+            record_issue(
+                ctx,
+                SyncIssue.Kind.ERROR,
+                getattr(error, "code", "SYNC_ERROR"),
+                str(error),
+                subscriber_id=record.identifier,
+                payload={"send": _mapped(ctx, record.attributes)},
+            )
+        except ValidationError as error:
+            counts.failed += 1
+            record_issue(
+                ctx,
+                SyncIssue.Kind.ERROR,
+                "SYNC_HUB_REFUSED",
+                "; ".join(error.messages),
+                subscriber_id=record.identifier,
+                payload={"send": _mapped(ctx, record.attributes)},
+            )
+
+
+def pull_record(ctx: Context, record: Subscriber, counts: Counts) -> None:
+    """Apply one Send record to the Hub (fields need W; subscriptions always)."""
+    if ctx.node.is_aggregate:
+        return
+    link = Link.objects.filter(
+        source=ctx.source, subscriber_id=record.identifier
+    ).first()
+    values = _mapped(ctx, record.attributes)
+    registrations = _registrations(ctx, record.attributes)
+    if link is None:
+        _pull_unlinked(ctx, record, values, registrations, counts)
+        return
+    if values_hash(values) == link.send_hash and registrations == {
+        key: link.subscriptions.get(key) for key in registrations
+    }:
+        counts.unchanged += 1
+        return
+    customer = Customer.objects.filter(pk=link.subject_id, node=ctx.node).first()
+    if customer is None:
+        counts.unchanged += 1
+        return
+    _pull_into(ctx, link, customer, record, values, registrations, counts)
+
+
+def _pull_unlinked(
+    ctx: Context,
+    record: Subscriber,
+    values: dict[str, str | None],
+    registrations: dict[str, Any],
+    counts: Counts,
+) -> None:
+    matches = hub_matches(ctx, values)
+    if len(matches) > 1:
+        counts.conflicts += 1
+        record_issue(
+            ctx,
+            SyncIssue.Kind.ATTENTION,
+            "SYNC_SEVERAL_MATCHES",
+            f"{len(matches)} Hub customers match the Send record; nothing was written.",
+            subscriber_id=record.identifier,
+            payload={
+                "send": values,
+                "hub": [str(customer.id) for customer in matches],
+            },
+        )
+        return
+    if matches:
+        customer = matches[0]
+        link, _ = Link.objects.get_or_create(source=ctx.source, subject_id=customer.id)
+        if link.subscriber_id not in (None, record.identifier):
+            counts.conflicts += 1
+            record_issue(
+                ctx,
+                SyncIssue.Kind.ATTENTION,
+                "SYNC_SEVERAL_MATCHES",
+                "The Hub customer is already linked to another Send record.",
+                subject_id=customer.id,
+                subscriber_id=record.identifier,
+                payload={"send": values, "linked": link.subscriber_id},
+            )
+            return
+        link.subscriber_id = record.identifier
+        link.pending_add = None
+        _pull_into(ctx, link, customer, record, values, registrations, counts)
+        return
+    if not ctx.writes:
+        counts.unchanged += 1
+        return
+    _pull_create(ctx, record, values, registrations, counts)
+
+
+def _pull_create(
+    ctx: Context,
+    record: Subscriber,
+    values: dict[str, str | None],
+    registrations: dict[str, Any],
+    counts: Counts,
+) -> None:
+    data = send_to_hub_patch(values, ctx.mappings)
+    header = {
+        "externalId": data.pop("externalId", None),
+        "enabled": data.pop("enabled", True),
+    }
+    subscriptions = [
+        _new_entry(system_id, state, record)
+        for system_id, state in registrations.items()
+        if state in ("1", "-1", "0")
+    ]
+    if subscriptions:
+        data.setdefault("base", {})["subscriptions"] = subscriptions
+    customer = hub_services.customer_create(
+        node=ctx.node,
+        data={**data, **{k: v for k, v in header.items() if v is not None}},
+        source_id=ctx.source.id,
+    )
+    Link.objects.create(
+        source=ctx.source,
+        subject_id=customer.id,
+        subscriber_id=record.identifier,
+        values=values,
+        send_hash=values_hash(values),
+        hub_hash=_hub_hash(ctx, customer.as_document()),
+        subscriptions=registrations,
+    )
+    counts.added += 1
+
+
+def _new_entry(system_id: str, state: str, record: Subscriber) -> dict[str, Any]:
+    moment = record.attributes.get(MODIFIED_FIELD)
+    entry: dict[str, Any] = {"id": system_id, "updatedAt": moment}
+    if state == "1":
+        entry |= {"subscribed": True, "startDate": moment, "endDate": None}
+    elif state == "-1":
+        entry |= {"subscribed": False, "endDate": moment}
+    else:
+        entry |= {"subscribed": None, "startDate": None, "endDate": None}
+    return entry
+
+
+def _hub_hash(ctx: Context, document: dict[str, Any]) -> str:
+    try:
+        return values_hash(hub_to_send(document, ctx.mappings))
+    except ConversionError:
+        return ""
+
+
+def _pull_into(
+    ctx: Context,
+    link: Link,
+    customer: Customer,
+    record: Subscriber,
+    values: dict[str, str | None],
+    registrations: dict[str, Any],
+    counts: Counts,
+) -> None:
+    """Apply what changed in Send since the link's last sync to one customer.
+
+    When the Hub changed the same field since then too, the later change
+    wins and a conflict is recorded; a Hub winner is pushed again.
+    """
+    document = customer.as_document()
+    moment = send_time(record) or timezone.now()
+    hub_wins: list[str] = []
+    patch: dict[str, Any] = {}
+    if ctx.writes:
+        changed = [
+            r
+            for r in ctx.mappings
+            if values[r.send_field] != link.values.get(r.send_field)
+        ]
+        hub_now = hub_to_send(document, ctx.mappings) if ctx.reads else {}
+        both = [
+            r.hub_field
+            for r in changed
+            if r.send_field in hub_now
+            and hub_now[r.send_field] != link.values.get(r.send_field)
+            and hub_now[r.send_field] != values[r.send_field]
+            and link.hub_hash
+            and link.values
+        ]
+        if both and customer.updated_at > moment:
+            hub_wins += both
+        if both:
+            _conflict(ctx, link, record, both, hub_wins, counts)
+        applied = [r for r in changed if r.hub_field not in hub_wins]
+        patch = send_to_hub_patch(
+            {r.send_field: values[r.send_field] for r in applied}, applied
+        )
+    entries, changed_subscriptions, held = _pulled_subscriptions(
+        ctx, link, document, record, registrations, counts
+    )
+    if changed_subscriptions:
+        patch.setdefault("base", {})["subscriptions"] = entries
+    hub_wins += held
+    if patch:
+        customer = hub_services.customer_patch(
+            customer=customer, patch=patch, source_id=ctx.source.id
+        )
+        counts.updated += 1
+    else:
+        counts.unchanged += 1
+    link.values = values
+    link.send_hash = values_hash(values)
+    link.subscriptions = {**link.subscriptions, **registrations}
+    if not hub_wins:
+        link.hub_hash = _hub_hash(ctx, customer.as_document())
+        # A Hub value that did not change stays what Send holds, so it is
+        # not pushed back.
+    link.synced_at = timezone.now()
+    link.save()
+    if hub_wins:
+        OutboxEntry.objects.create(
+            source=ctx.source, subject_id=link.subject_id, action="changed"
+        )
+
+
+def _pulled_subscriptions(
+    ctx: Context,
+    link: Link,
+    document: dict[str, Any],
+    record: Subscriber,
+    registrations: dict[str, Any],
+    counts: Counts,
+) -> tuple[list[dict[str, Any]], bool, list[str]]:
+    """Return the Hub entries after Send's registration changes are applied.
+
+    An entry the Hub changed after Send did keeps the Hub's state (a
+    conflict), so an older subscribe never undoes a newer unsubscribe.
+    """
+    entries = [dict(e) for e in (document["base"].get("subscriptions") or [])]
+    moment = send_time(record) or timezone.now()
+    stamp = record.attributes.get(MODIFIED_FIELD)
+    changed, held = False, []
+    for system_id, state in registrations.items():
+        known = link.subscriptions.get(system_id)
+        if state == known or state not in ("1", "-1", "0"):
+            continue
+        current = subscription_state(document, system_id)
+        if current == state:
+            continue
+        entry = _entry(document, system_id) or {}
+        hub_moment = entry.get("updatedAt")
+        if current != known and hub_moment and _parse_iso(hub_moment) > moment:
+            held.append(f"subscription:{system_id}")
+            _conflict(ctx, link, record, [system_id], [system_id], counts)
+            continue
+        new = _new_entry(system_id, state, record)
+        new["registeredAt"] = entry.get("registeredAt") or stamp
+        entries = [e for e in entries if e.get("id") != system_id] + [{**entry, **new}]
+        changed = True
+    return entries, changed, held
+
+
+def _conflict(
+    ctx: Context,
+    link: Link,
+    record: Subscriber,
+    names: list[str],
+    hub_wins: list[str],
+    counts: Counts,
+) -> None:
+    counts.conflicts += 1
+    winner = "hub" if hub_wins else "send"
+    record_issue(
+        ctx,
+        SyncIssue.Kind.CONFLICT,
+        "SYNC_CONFLICT",
+        f"Both sides changed {', '.join(names)}; the later ({winner}) wins.",
+        subject_id=link.subject_id,
+        subscriber_id=record.identifier,
+        payload={"fields": names, "winner": winner},
+    )
+
+
+def hub_matches(ctx: Context, values: dict[str, str | None]) -> list[Customer]:
+    """Return the node's customers whose matching fields agree with Send values."""
+    matching = ctx.matching
+    if not matching:
+        return []
+    query = Q(node=ctx.node)
+    for row in matching:
+        text = values.get(row.send_field)
+        if not text or not text.strip():
+            return []
+        hub_type = hub_field_type(row.hub_field) or "string"
+        value = to_hub(text.strip(), hub_type, row.send_type)
+        query &= _field_query(row.hub_field, value, hub_type == EMAIL)
+    return list(Customer.objects.filter(query)[:5])
+
+
+def _field_query(path: str, value: Any, case_blind: bool) -> Q:
+    columns = {"id": "id", "externalId": "external_id", "enabled": "enabled"}
+    lookup = columns.get(path) or path.replace(".", "__")
+    if case_blind:
+        return Q(**{f"{lookup}__iexact": value})
+    return Q(**{lookup: value})

@@ -1,0 +1,591 @@
+"""The sync's writes: outbox rows, relay, polling, reconciliation, upkeep.
+
+Tasks are thin wrappers around these functions; each takes a source id,
+returns quietly when the source is gone, and is safe to run twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import random
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from hub.models import Customer, Node
+from hub.selectors import profile_id, profile_key
+from sources.models import ActiveNode, Provider, Source
+from sources.rules import Change
+from sources.send.gateway import MODIFIED_FIELD, AttributeFilter, SendError
+
+from . import engine
+from .models import Link, OutboxEntry, SyncIssue, SyncRun, SyncState
+from .slots import NoSlot, account_slot
+
+logger = logging.getLogger(__name__)
+
+# Changes after which the links and the cursor describe another userdb.
+_RELINK_CHANGES = {Change.NODE, Change.USERDB, Change.API_KEY}
+
+
+# The outbox.
+
+
+def outbox_targets(node_id: uuid.UUID) -> list[ActiveNode]:
+    """Return the Send grants on a node and on the aggregates that merge it."""
+    grants = ActiveNode.objects.filter(provider=Provider.CONTACTSEND).filter(
+        Q(node_id=node_id) | Q(node__entry_nodes=node_id)
+    )
+    return list(grants.select_related("node").distinct())
+
+
+def subject_ids(node: Node, customer_id: uuid.UUID, *documents: Any) -> set[uuid.UUID]:
+    """Return the subjects a customer change touches in `node`.
+
+    In an entry node that is the customer; in an aggregate node, the
+    profiles it belonged to before and belongs to after the change.
+    """
+    if not node.is_aggregate:
+        return {customer_id}
+    found = set()
+    for document in documents:
+        if document is None:
+            continue
+        key = profile_key(node, document)
+        found.add(profile_id(node, key) if key else customer_id)
+    return found
+
+
+def outbox_record(
+    *,
+    customer: Customer,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    source_id: uuid.UUID | None,
+    **kwargs: Any,
+) -> None:
+    """Write the outbox rows of one customer change, in its transaction.
+
+    A write made by a Send source itself gets no row for that source, so
+    what the sync pulls never echoes back.
+    """
+    rows = []
+    for grant in outbox_targets(customer.node_id):
+        if grant.source_id == source_id:
+            continue
+        kind = OutboxEntry.Action.DELETED if action == "deleted" else "changed"
+        rows += [
+            OutboxEntry(source_id=grant.source_id, subject_id=subject, action=kind)
+            for subject in subject_ids(grant.node, customer.id, before, after)
+        ]
+    if not rows:
+        return
+    OutboxEntry.objects.bulk_create(rows)
+    for source in {row.source_id for row in rows}:
+        transaction.on_commit(functools.partial(_nudge, source))
+
+
+def _nudge(source_id: uuid.UUID) -> None:
+    from .tasks import outbox_relay_task
+
+    outbox_relay_task.delay(str(source_id))
+
+
+def outbox_relay(source_id: uuid.UUID | str) -> int:
+    """Claim one batch of a source's outbox rows and push their subjects.
+
+    1. Rows are claimed in a short transaction (SKIP LOCKED plus a lease),
+       with the other free rows of the same subjects, so they coalesce.
+    2. The subjects are pushed outside any transaction, holding one of
+       the account's call slots.
+    3. Done rows are deleted; on a passing failure they come back later
+       with exponential backoff. A dead worker's lease simply runs out.
+    Return the number of rows handled (0 when there was nothing to do).
+    """
+    ctx = engine.load_context(source_id)
+    if ctx is None or not ctx.source.enabled:
+        return 0
+    claim = _claim(ctx.source)
+    if claim is None:
+        return 0
+    claimed, subjects = claim
+    run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.PUSH)
+    counts = engine.Counts()
+    try:
+        with account_slot(ctx.account):
+            engine.push_subjects(ctx, subjects, counts)
+    except (SendError, NoSlot) as error:
+        code = getattr(error, "code", "SYNC_NO_SLOT")
+        _back_off(claimed)
+        _finish(run, counts, error=f"{code}: {error}")
+        logger.warning(
+            "Outbox batch postponed. source=%s rows=%s code=%s",
+            source_id,
+            len(claimed),
+            code,
+        )
+        return len(claimed)
+    finally:
+        ctx.close()
+    OutboxEntry.objects.filter(id__in=claimed).delete()
+    _finish(run, counts)
+    return len(claimed)
+
+
+def _claim(source: Source) -> tuple[list[int], list[uuid.UUID]] | None:
+    now = timezone.now()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    lease = dt.timedelta(seconds=settings.SYNC_CLAIM_SECONDS)
+    with transaction.atomic():
+        first = list(
+            OutboxEntry.objects.select_for_update(skip_locked=True)
+            .filter(free, source=source, available_at__lte=now)
+            .order_by("id")
+            .values_list("id", "subject_id")[: engine.BATCH_SIZE]
+        )
+        if not first:
+            return None
+        subjects = list(dict.fromkeys(subject for _, subject in first))
+        same = OutboxEntry.objects.select_for_update(skip_locked=True).filter(
+            free, source=source, subject_id__in=subjects
+        )
+        ids = {row_id for row_id, _ in first} | set(same.values_list("id", flat=True))
+        OutboxEntry.objects.filter(id__in=ids).update(
+            claim=uuid.uuid4(), claimed_until=now + lease
+        )
+    return sorted(ids), subjects
+
+
+def _back_off(row_ids: list[int]) -> None:
+    rows = OutboxEntry.objects.filter(id__in=row_ids)
+    attempts = (rows.aggregate(most=Min("attempts"))["most"] or 0) + 1
+    delay = min(settings.SYNC_BACKOFF_MAX_SECONDS, 2 ** min(attempts, 16))
+    rows.update(
+        claim=None,
+        claimed_until=None,
+        attempts=F("attempts") + 1,
+        available_at=timezone.now()
+        + dt.timedelta(seconds=delay * (0.5 + random.random())),
+    )
+
+
+def _finish(run: SyncRun, counts: engine.Counts, error: str = "") -> None:
+    for name, value in counts.as_fields().items():
+        setattr(run, name, value)
+    run.error = error[:2000]
+    run.finished_at = timezone.now()
+    run.save()
+
+
+def pending_sources() -> list[uuid.UUID]:
+    """Return the enabled Send sources with outbox rows ready to go."""
+    now = timezone.now()
+    return list(
+        OutboxEntry.objects.filter(source__enabled=True, available_at__lte=now)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .values_list("source_id", flat=True)
+        .distinct()
+    )
+
+
+def outbox_sweep() -> list[uuid.UUID]:
+    """Queue the customers a bulk path changed without an outbox row.
+
+    A customer whose updatedAt is later than its link's last sync (or who
+    has no link) and has no pending row gets one. Return the sources with
+    rows ready, so the caller can nudge their relays.
+    """
+    for grant in ActiveNode.objects.filter(
+        provider=Provider.CONTACTSEND, source__enabled=True
+    ).select_related("node", "source"):
+        if "R" in grant.permission:
+            _sweep_grant(grant)
+    return pending_sources()
+
+
+def _sweep_grant(grant: ActiveNode) -> None:
+    state, _ = SyncState.objects.get_or_create(source_id=grant.source_id)
+    if state.initial_done_at is None:
+        return
+    started = timezone.now()
+    since = (state.last_sweep_at or state.initial_done_at) - dt.timedelta(minutes=1)
+    node = grant.node
+    customers = Customer.objects.filter(
+        node_id__in=node.storage_node_ids(), updated_at__gte=since
+    ).exclude(updated_by=grant.source_id)
+    rows = []
+    for customer in customers.iterator(chunk_size=2000):
+        for subject in subject_ids(node, customer.id, customer.as_document()):
+            rows.append((subject, customer.updated_at))
+    if rows:
+        _queue_stale(grant.source_id, rows)
+    state.last_sweep_at = started
+    state.save(update_fields=["last_sweep_at"])
+
+
+def _queue_stale(
+    source_id: uuid.UUID, rows: list[tuple[uuid.UUID, dt.datetime]]
+) -> None:
+    for start in range(0, len(rows), 1000):
+        chunk = dict(rows[start : start + 1000])
+        synced = dict(
+            Link.objects.filter(source_id=source_id, subject_id__in=chunk).values_list(
+                "subject_id", "synced_at"
+            )
+        )
+        queued = set(
+            OutboxEntry.objects.filter(
+                source_id=source_id, subject_id__in=chunk
+            ).values_list("subject_id", flat=True)
+        )
+        OutboxEntry.objects.bulk_create(
+            OutboxEntry(source_id=source_id, subject_id=subject, action="changed")
+            for subject, updated_at in chunk.items()
+            if subject not in queued
+            and (subject not in synced or synced[subject] < updated_at)
+        )
+
+
+# Lifecycle.
+
+
+def source_changed_record(
+    *,
+    source: Source,
+    action: str,
+    changes: set[Change],
+    was_enabled: bool,
+    **kwargs: Any,
+) -> None:
+    """React to a source's configuration change, inside its transaction.
+
+    Enabling runs the initial sync (first time) or catches up; a change of
+    node, account or userdb drops the links and the cursor, which now
+    describe another userdb.
+    """
+    if not source.is_send or action == "deleted":
+        return
+    if action == "updated" and changes & _RELINK_CHANGES:
+        Link.objects.filter(source=source).delete()
+        SyncState.objects.filter(source=source).delete()
+    if not source.enabled or (was_enabled and action == "updated"):
+        return
+    source_id = str(source.id)
+    transaction.on_commit(lambda: _start(source_id))
+
+
+def _start(source_id: str) -> None:
+    from .tasks import source_initial_sync_task
+
+    source_initial_sync_task.delay(source_id)
+
+
+def source_initial_sync(source_id: uuid.UUID | str) -> int:
+    """Queue every subject of the source's node, once; on re-enable, catch up.
+
+    The first time, each customer (or aggregate profile) gets an outbox
+    row; the relays then add them in batches. Later enables only wake the
+    relays and the poll: the outbox kept what happened meanwhile, and the
+    cursor where the poll stopped. Return the number of rows queued.
+    """
+    ctx = engine.load_context(source_id)
+    if ctx is None or not ctx.source.enabled:
+        return 0
+    state, _ = SyncState.objects.get_or_create(source=ctx.source)
+    if state.initial_done_at is not None:
+        return 0
+    run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.INITIAL)
+    queued = 0
+    for chunk in _chunks(_all_subjects(ctx.node), 5000):
+        OutboxEntry.objects.bulk_create(
+            OutboxEntry(source=ctx.source, subject_id=subject, action="changed")
+            for subject in chunk
+        )
+        queued += len(chunk)
+    SyncState.objects.filter(pk=state.pk).update(initial_done_at=timezone.now())
+    run.finished_at = timezone.now()
+    run.save(update_fields=["finished_at"])
+    logger.info("Initial sync queued. source=%s subjects=%s", source_id, queued)
+    return queued
+
+
+def _all_subjects(node: Node) -> Iterable[uuid.UUID]:
+    if not node.is_aggregate:
+        customers = Customer.objects.filter(node=node).order_by("id")
+        yield from customers.values_list("id", flat=True).iterator(chunk_size=5000)
+        return
+    from hub.selectors import aggregate_profiles
+
+    for profile in aggregate_profiles(node):
+        yield uuid.UUID(profile["id"])
+
+
+def _chunks(items: Iterable[uuid.UUID], size: int) -> Iterable[list[uuid.UUID]]:
+    chunk: list[uuid.UUID] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# Send to Hub.
+
+
+def pollable_sources() -> list[uuid.UUID]:
+    """Return the enabled Send sources that take anything from Send."""
+    return list(
+        ActiveNode.objects.filter(
+            provider=Provider.CONTACTSEND, source__enabled=True, node__kind="ENTRY"
+        ).values_list("source_id", flat=True)
+    )
+
+
+def source_poll(source_id: uuid.UUID | str) -> int:
+    """Pull the records changed in Send since the cursor; return how many.
+
+    The cursor is (lastModified, ids applied at it): each page is read
+    again from >= the cursor, so records that share a timestamp, or that
+    change while the poll pages, are neither skipped nor applied twice.
+    """
+    ctx = engine.load_context(source_id)
+    if ctx is None or not ctx.source.enabled or ctx.node.is_aggregate:
+        return 0
+    if not ctx.writes and not ctx.rows:
+        return 0
+    state = _lease(ctx.source)
+    if state is None:
+        return 0
+    counts = engine.Counts()
+    seen = 0
+    try:
+        with account_slot(ctx.account):
+            seen = _poll_pages(ctx, state, counts)
+        state.last_poll_ok_at = timezone.now()
+    except (SendError, NoSlot) as error:
+        logger.warning(
+            "Poll failed. source=%s code=%s",
+            source_id,
+            getattr(error, "code", "SYNC_NO_SLOT"),
+        )
+    finally:
+        ctx.close()
+        state.last_poll_at = timezone.now()
+        state.poll_lease_until = None
+        state.save()
+    if counts.added or counts.updated or counts.failed or counts.conflicts:
+        run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.POLL)
+        _finish(run, counts)
+    return seen
+
+
+def _lease(source: Source) -> SyncState | None:
+    state, _ = SyncState.objects.get_or_create(source=source)
+    now = timezone.now()
+    until = now + dt.timedelta(seconds=settings.SYNC_CLAIM_SECONDS)
+    taken = (
+        SyncState.objects.filter(pk=state.pk)
+        .filter(Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now))
+        .update(poll_lease_until=until)
+    )
+    if not taken:
+        return None
+    state.refresh_from_db()
+    return state
+
+
+def _poll_pages(ctx: engine.Context, state: SyncState, counts: engine.Counts) -> int:
+    stamp, seen_at_stamp = state.cursor_stamp, set(state.cursor_ids)
+    page, total = 1, 0
+    while True:
+        where = (
+            [AttributeFilter(MODIFIED_FIELD, stamp, "GREATER_EQUALS")] if stamp else []
+        )
+        records = engine.call(
+            ctx.gateway.find_subscribers_by,
+            ctx.userdb_id,
+            where,
+            page=page,
+            page_size=engine.BATCH_SIZE,
+            sort_field=MODIFIED_FIELD,
+            ascending=True,
+        )
+        fresh = [
+            r
+            for r in records
+            if not (
+                r.attributes.get(MODIFIED_FIELD) == stamp
+                and r.identifier in seen_at_stamp
+            )
+        ]
+        for record in fresh:
+            engine.pull_records(ctx, [record], counts)
+            moment = record.attributes.get(MODIFIED_FIELD) or ""
+            if moment != stamp:
+                stamp, seen_at_stamp = moment, set()
+            seen_at_stamp.add(record.identifier)
+        total += len(fresh)
+        state.cursor_stamp, state.cursor_ids = stamp, sorted(seen_at_stamp)
+        state.save(update_fields=["cursor_stamp", "cursor_ids"])
+        if len(records) < engine.BATCH_SIZE:
+            return total
+        # A full page of records all seen at one instant: read further on.
+        page = 1 if fresh else page + 1
+
+
+def source_reconcile(source_id: uuid.UUID | str) -> int:
+    """Compare every Send record with its link: find deletions and misses.
+
+    A linked record Send no longer lists (checked once more by id) is
+    unlinked and shown in the history; the Hub customer stays. Return the
+    number of records unlinked.
+    """
+    ctx = engine.load_context(source_id)
+    if ctx is None or not ctx.source.enabled or ctx.node.is_aggregate:
+        return 0
+    state = _lease(ctx.source)
+    if state is None:
+        return 0
+    run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.RECONCILE)
+    counts = engine.Counts()
+    started = timezone.now()
+    try:
+        with account_slot(ctx.account):
+            present = _read_all(ctx, counts)
+            gone = _unlink_deleted(ctx, present, started, counts)
+        state.last_reconcile_at = timezone.now()
+        _finish(run, counts)
+    except (SendError, NoSlot) as error:
+        gone = 0
+        _finish(run, counts, error=f"{getattr(error, 'code', 'SYNC_NO_SLOT')}")
+    finally:
+        ctx.close()
+        state.poll_lease_until = None
+        state.save(update_fields=["last_reconcile_at", "poll_lease_until"])
+    return gone
+
+
+def _read_all(ctx: engine.Context, counts: engine.Counts) -> set[int]:
+    present: set[int] = set()
+    page = 1
+    while True:
+        records = engine.call(
+            ctx.gateway.find_subscribers_by,
+            ctx.userdb_id,
+            [],
+            page=page,
+            page_size=engine.BATCH_SIZE,
+        )
+        present.update(record.identifier for record in records)
+        if ctx.writes or ctx.rows:
+            engine.pull_records(ctx, records, counts)
+        if len(records) < engine.BATCH_SIZE:
+            return present
+        page += 1
+
+
+def _unlink_deleted(
+    ctx: engine.Context, present: set[int], started: dt.datetime, counts: engine.Counts
+) -> int:
+    missing = Link.objects.filter(
+        source=ctx.source, subscriber_id__isnull=False, synced_at__lt=started
+    ).exclude(subscriber_id__in=present)
+    gone = 0
+    for link in missing.iterator():
+        assert link.subscriber_id is not None
+        # Offset paging can miss a record that moved: ask for it by id.
+        if engine.call(ctx.gateway.get_subscriber, ctx.userdb_id, link.subscriber_id):
+            continue
+        engine.record_issue(
+            ctx,
+            SyncIssue.Kind.DELETED_IN_SEND,
+            "SYNC_DELETED_IN_SEND",
+            "The Send record was deleted in Send; the Hub customer is kept.",
+            subject_id=link.subject_id,
+            subscriber_id=link.subscriber_id,
+        )
+        link.delete()
+        counts.removed += 1
+        gone += 1
+    return gone
+
+
+# Upkeep and operator actions.
+
+
+def history_prune() -> int:
+    """Delete runs and closed issues older than the kept period."""
+    limit = timezone.now() - dt.timedelta(days=settings.SYNC_HISTORY_DAYS)
+    runs, _ = SyncRun.objects.filter(started_at__lt=limit).delete()
+    issues, _ = (
+        SyncIssue.objects.filter(created_at__lt=limit)
+        .filter(
+            Q(resolved_at__isnull=False)
+            | Q(kind__in=[SyncIssue.Kind.CONFLICT, SyncIssue.Kind.DELETED_IN_SEND])
+        )
+        .delete()
+    )
+    return runs + issues
+
+
+def sync_retry(source: Source, error_ids: list[int] | None = None) -> int:
+    """Queue again the records of open errors (all, or the given ones).
+
+    The errors are closed and their subjects get outbox rows, so the next
+    relay tries them with the current data. Return the number of errors.
+    """
+    issues = SyncIssue.objects.filter(
+        source=source,
+        kind__in=[SyncIssue.Kind.ERROR, SyncIssue.Kind.ATTENTION],
+        resolved_at__isnull=True,
+    )
+    if error_ids is not None:
+        issues = issues.filter(id__in=error_ids)
+    with transaction.atomic():
+        chosen = list(issues.select_for_update())
+        subjects = {i.subject_id for i in chosen if i.subject_id is not None}
+        OutboxEntry.objects.bulk_create(
+            OutboxEntry(source=source, subject_id=subject, action="changed")
+            for subject in subjects
+        )
+        SyncIssue.objects.filter(id__in=[i.id for i in chosen]).update(
+            resolved_at=timezone.now()
+        )
+        if any(i.subject_id is None for i in chosen):
+            # Records known only by their Send id come back with a full read.
+            SyncState.objects.filter(source=source).update(
+                cursor_stamp="", cursor_ids=[]
+            )
+        if chosen:
+            source_id = source.id
+            transaction.on_commit(lambda: _nudge(source_id))
+    logger.info("Sync errors retried. source=%s count=%s", source.id, len(chosen))
+    return len(chosen)
+
+
+def sync_resync(source: Source) -> None:
+    """Send every subject again and read Send again from the start.
+
+    Links are kept, so nothing is added twice; hashes are cleared, so every
+    record is compared and rewritten where it differs.
+    """
+    with transaction.atomic():
+        Link.objects.filter(source=source).update(hub_hash="", send_hash="")
+        SyncState.objects.update_or_create(
+            source=source,
+            defaults={"cursor_stamp": "", "cursor_ids": [], "initial_done_at": None},
+        )
+        source_id = str(source.id)
+        if source.enabled:
+            transaction.on_commit(lambda: _start(source_id))
+    logger.info("Resync requested. source=%s", source.id)
