@@ -8,6 +8,7 @@ opens its own gateway through `open_gateway`, sees the same data.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import itertools
 from collections.abc import Iterable, Sequence
 
@@ -40,6 +41,22 @@ class _Account:
 
 _accounts: dict[str, _Account] = {}
 _ids = itertools.count(1)
+_last_stamp = [datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)]
+
+
+def _stamp() -> str:
+    # Strictly increasing, in Send's TIMESTAMP text form, like the emulator.
+    now = datetime.datetime.now(datetime.UTC)
+    _last_stamp[0] = max(now, _last_stamp[0] + datetime.timedelta(microseconds=1))
+    return _last_stamp[0].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _matches(value: str | None, where: AttributeFilter) -> bool:
+    if where.mode == "IN":
+        return value in where.value.split(",")
+    if where.mode == "GREATER_EQUALS":
+        return value is not None and value >= where.value
+    return value == where.value
 
 
 class FakeSendGateway:
@@ -123,8 +140,13 @@ class FakeSendGateway:
         found = [
             record
             for record in self._records(userdb_id).values()
-            if all(record.attributes.get(f.name) == f.value for f in where)
+            if all(_matches(record.attributes.get(f.name), f) for f in where)
         ]
+        if sort_field is not None:
+            found.sort(
+                key=lambda r: (r.attributes.get(sort_field) or "", r.identifier),
+                reverse=not ascending,
+            )
         start = (page - 1) * page_size
         return found[start : start + page_size]
 
@@ -132,7 +154,7 @@ class FakeSendGateway:
         self, userdb_id: int, attributes: dict[str, str | None]
     ) -> Subscriber:
         self._check_writable(userdb_id)
-        record = Subscriber(next(_ids), dict(attributes))
+        record = Subscriber(next(_ids), {**attributes, MODIFIED_FIELD: _stamp()})
         self._records(userdb_id)[record.identifier] = record
         return record
 
@@ -147,6 +169,7 @@ class FakeSendGateway:
         self._check_writable(userdb_id)
         record = self._records(userdb_id)[identifier]
         record.attributes.update(attributes)
+        record.attributes[MODIFIED_FIELD] = _stamp()
         return record
 
     def remove_subscriber(self, userdb_id: int, identifier: int) -> None:
@@ -163,6 +186,7 @@ class FakeSendGateway:
                     record.attributes[system.registration_field] = (
                         "1" if subscribed else "-1"
                     )
+                    record.attributes[MODIFIED_FIELD] = _stamp()
 
     def _check_writable(self, userdb_id: int) -> None:
         if userdb_id in self.account.locked:
