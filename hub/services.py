@@ -194,7 +194,7 @@ def validate_aggregate(node: Node, entries: list[Node]) -> None:
 
 
 def _node_save(node: Node) -> Node:
-    node.full_clean(exclude=["entry_nodes"])
+    node.full_clean(exclude=["entry_nodes"], validate_constraints=False)
     try:
         with transaction.atomic():
             node.save()
