@@ -213,6 +213,10 @@ from kombu import Queue  # noqa: E402
 
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (Queue("celery"), Queue("send"))
+CELERY_TASK_ROUTES = {
+    f"sync.tasks.{name}": {"queue": "send"}
+    for name in ("outbox_relay_task", "source_poll_task", "source_reconcile_task")
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -1,7 +1,7 @@
 """Celery tasks of the sync: thin wrappers that take ids and call services.
 
-Remote calls run on the `send` queue; fan-out and upkeep on the default
-queue. Every task is safe to run twice and returns quietly when its source
+Remote calls run on the `send` queue (CELERY_TASK_ROUTES); fan-out and
+upkeep on the default queue. Every task is safe to run twice and returns quietly when its source
 is gone.
 """
 
@@ -17,10 +17,8 @@ from . import services
 
 logger = logging.getLogger(__name__)
 
-SEND_QUEUE = "send"
 
-
-@shared_task(queue=SEND_QUEUE)
+@shared_task
 def outbox_relay_task(source_id: str) -> None:
     """Push a source's pending outbox rows in batches, for a bounded time."""
     deadline = time.monotonic() + settings.SYNC_RELAY_SECONDS
@@ -31,13 +29,13 @@ def outbox_relay_task(source_id: str) -> None:
     outbox_relay_task.delay(source_id)
 
 
-@shared_task(queue=SEND_QUEUE)
+@shared_task
 def source_poll_task(source_id: str) -> None:
     """Pull the records changed in Send since the source's cursor."""
     services.source_poll(source_id)
 
 
-@shared_task(queue=SEND_QUEUE)
+@shared_task
 def source_reconcile_task(source_id: str) -> None:
     """Compare all of a source's Send records with their links."""
     services.source_reconcile(source_id)
