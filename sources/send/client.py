@@ -51,6 +51,8 @@ ADD_SUBSCRIBERS_LIMIT = 500
 _LIST_PAGE_SIZE = 500
 _DEFAULT_TOKEN_TTL = 600.0
 _DEFAULT_KEEPALIVE_FRACTION = 0.5
+# The clock of token ages; tests replace it to age a token without waiting.
+_clock = time.monotonic
 
 
 class SubscriberNotFound(InvalidData):
@@ -332,7 +334,7 @@ class SoapSendGateway:
         when it has lived past the keepalive fraction of its life."""
         session = self._session
         with session.lock:
-            age = time.monotonic() - session.renewed_at
+            age = _clock() - session.renewed_at
             if session.token is not None and age >= self._token_ttl:
                 session.token = None
             if session.token is not None and (
@@ -342,12 +344,12 @@ class SoapSendGateway:
                     self._invoke(
                         "keepaliveToken", None, token={"content": session.token}
                     )
-                    session.renewed_at = time.monotonic()
+                    session.renewed_at = _clock()
                 except _TokenRefused:
                     session.token = None
             if session.token is None:
                 session.token = self._borrow()
-                session.renewed_at = time.monotonic()
+                session.renewed_at = _clock()
             return session.token
 
     def _borrow(self) -> str:
