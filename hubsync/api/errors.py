@@ -114,6 +114,9 @@ def drf_error_items(detail: Any, prefix: str = "") -> Iterator[ErrorItem]:
         for key, value in detail.items():
             if key in (NON_FIELD_ERRORS, "non_field_errors"):
                 yield from drf_error_items(value, prefix)
+            elif isinstance(key, int):
+                # ListField reports its items' errors by index.
+                yield from drf_error_items(value, f"{prefix}[{key}]")
             else:
                 yield from drf_error_items(value, f"{prefix}.{key}" if prefix else key)
     elif isinstance(detail, list):
@@ -217,6 +220,9 @@ def _describe(
         status_code = validation_status(items)
         return status_code, _MESSAGES[status_code], items, None, headers
     if isinstance(exc, exceptions.APIException):
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = str(auth_header)
         wait = getattr(exc, "wait", None)
         if isinstance(exc, exceptions.Throttled) and wait is not None:
             headers["Retry-After"] = str(int(wait) + 1)
