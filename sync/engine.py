@@ -868,8 +868,9 @@ def _pulled_subscriptions(
 ) -> tuple[list[dict[str, Any]], bool, list[str]]:
     """Return the Hub entries after Send's registration changes are applied.
 
-    An entry the Hub changed after Send did keeps the Hub's state (a
-    conflict), so an older subscribe never undoes a newer unsubscribe.
+    When both sides changed an entry since the last sync, the later change
+    wins (a conflict), so an older subscribe never undoes a newer
+    unsubscribe; an entry only the Hub changed is left for the push.
     """
     entries = [dict(e) for e in (document["base"].get("subscriptions") or [])]
     moment = send_time(record) or timezone.now()
@@ -877,17 +878,23 @@ def _pulled_subscriptions(
     changed, held = False, []
     for system_id, state in registrations.items():
         known = link.subscriptions.get(system_id)
-        if state == known or state not in ("1", "-1", "0"):
-            continue
         current = subscription_state(document, system_id)
-        if current == state:
+        if state == current or state not in ("1", "-1", "0"):
+            continue
+        if state == known:
+            # Only the Hub changed: its push carries the change.
+            held.append(f"subscription:{system_id}")
             continue
         entry = _entry(document, system_id) or {}
         hub_moment = entry.get("updatedAt")
-        if current != known and hub_moment and _parse_iso(hub_moment) > moment:
+        both = current != known
+        if hub_moment and _parse_iso(hub_moment) > moment:
             held.append(f"subscription:{system_id}")
-            _conflict(ctx, link, record, [system_id], [system_id], counts)
+            if both:
+                _conflict(ctx, link, record, [system_id], [system_id], counts)
             continue
+        if both:
+            _conflict(ctx, link, record, [system_id], [], counts)
         new = _new_entry(system_id, state, record)
         new["registeredAt"] = entry.get("registeredAt") or stamp
         entries = [e for e in entries if e.get("id") != system_id] + [{**entry, **new}]
