@@ -1,8 +1,8 @@
 """Celery tasks of the sync: thin wrappers that take ids and call services.
 
 Remote calls run on the `send` queue (CELERY_TASK_ROUTES); fan-out and
-upkeep on the default queue. Every task is safe to run twice and returns quietly when its source
-is gone.
+upkeep on the default queue. Every task is safe to run twice and returns
+quietly when its source is gone.
 """
 
 from __future__ import annotations

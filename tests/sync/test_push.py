@@ -58,7 +58,9 @@ def test_an_unchanged_customer_writes_nothing(setup, fake_send, monkeypatch):
     customer = hub.customer_create(node=setup.node, data=customer_data())
     relay(setup)
     before = records(fake_send)
-    OutboxEntry.objects.create(source=setup.source, subject_id=customer.id, action="changed")
+    OutboxEntry.objects.create(
+        source=setup.source, subject_id=customer.id, action="changed"
+    )
     relay(setup)
     assert records(fake_send) == before
     assert SyncRun.objects.order_by("-id").first().unchanged == 1
