@@ -154,9 +154,7 @@ def test_a_hub_subscribe_older_than_an_unsubscribe_in_send_is_not_pushed(
         customer=customer,
         patch={
             "base": {
-                "subscriptions": [
-                    {"id": "news", "subscribed": True, "updatedAt": past}
-                ]
+                "subscriptions": [{"id": "news", "subscribed": True, "updatedAt": past}]
             }
         },
     )

@@ -79,8 +79,12 @@ def test_tasks_return_quietly_when_the_source_is_gone(db):
 
 def test_account_slots_hold_the_limit(db, settings):
     settings.SYNC_ACCOUNT_CONCURRENCY = 2
-    with account_slot("acct"), account_slot("acct"), pytest.raises(NoSlot):
-        with account_slot("acct", wait_seconds=0.1):
-            pass
+    with (
+        account_slot("acct"),
+        account_slot("acct"),
+        pytest.raises(NoSlot),
+        account_slot("acct", wait_seconds=0.1),
+    ):
+        pass
     with account_slot("acct"):
         assert AccountSlot.objects.filter(account="acct").count() == 2
