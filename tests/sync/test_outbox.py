@@ -1,7 +1,10 @@
+from typing import cast
+
 import pytest
 from django.db import transaction
 
 from hub import services as hub
+from hub.models import Node
 from sync import services
 from sync.models import OutboxEntry
 from tests.factories import AggregateNodeFactory, NodeFactory
@@ -60,7 +63,7 @@ def test_a_write_by_the_source_itself_makes_no_row_for_it(setup):
 
 
 def test_rows_accumulate_while_the_source_is_disabled(db, fake_send, relay_calls):
-    node = NodeFactory()
+    node = cast(Node, NodeFactory())
     make_source(node, enabled=False)
     hub.customer_create(node=node, data=customer_data())
     assert OutboxEntry.objects.count() == 1
@@ -69,8 +72,8 @@ def test_rows_accumulate_while_the_source_is_disabled(db, fake_send, relay_calls
 
 
 def test_an_entry_node_change_reaches_the_aggregate_source(db, fake_send, relay_calls):
-    aggregate = AggregateNodeFactory()
-    entry = aggregate.entry_nodes.first()
+    aggregate = cast(Node, AggregateNodeFactory())
+    entry = aggregate.entry_nodes.all()[0]
     source = make_source(aggregate, permission="R")
     customer = hub.customer_create(node=entry, data=customer_data())
     (row,) = OutboxEntry.objects.all()

@@ -63,7 +63,7 @@ def test_an_unchanged_customer_writes_nothing(setup, fake_send, monkeypatch):
     )
     relay(setup)
     assert records(fake_send) == before
-    assert SyncRun.objects.order_by("-id").first().unchanged == 1
+    assert SyncRun.objects.order_by("-id")[0].unchanged == 1
 
 
 def test_an_existing_send_record_is_matched_by_email_not_duplicated(setup, fake_send):
