@@ -338,6 +338,17 @@ def _normalized(data: dict[str, Any], before: dict[str, Any] | None) -> dict[str
                 for key in sorted(unknown)
             }
         )
+    for key in ("base", "extended", "consents", "tags"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise ValidationError(
+                {
+                    key: ValidationError(
+                        "%(key)s must be an object.",
+                        code="invalid",
+                        params={"key": key},
+                    )
+                }
+            )
     document = {
         "externalId": data.get("externalId"),
         "enabled": data.get("enabled", True),
@@ -345,12 +356,21 @@ def _normalized(data: dict[str, Any], before: dict[str, Any] | None) -> dict[str
         "extended": data.get("extended") or {},
         "extra": data.get("extra"),
         "consents": data.get("consents") or {},
-        "tags": {"auto": [], "manual": [], **(data.get("tags") or {})},
+        "tags": {"auto": [], "manual": [], **_tags(data.get("tags"))},
     }
     _check_header(document)
     validate_customer_document(document)
     document["base"] = _with_subscription_dates(document["base"], before)
     return document
+
+
+def _tags(value: Any) -> dict[str, Any]:
+    # Checked before the schema runs: the defaults are merged into it first.
+    if value is not None and not isinstance(value, dict):
+        raise ValidationError(
+            {"tags": ValidationError("tags must be an object.", code="invalid")}
+        )
+    return value or {}
 
 
 def _check_header(document: dict[str, Any]) -> None:

@@ -295,3 +295,11 @@ class TestSubscriptions:
         customer_patch(customer=customer, patch={"base": {"firstName": "Ada"}})
 
         assert signals[-1]["subscription_changes"] == []
+
+
+@pytest.mark.parametrize("section", ["base", "extended", "consents", "tags"])
+def test_a_section_that_is_not_an_object_is_refused(node, section):
+    with pytest.raises(ValidationError) as error:
+        customer_create(node=node, data={section: ["not", "an", "object"]})
+
+    assert section in error.value.error_dict
