@@ -6,6 +6,7 @@ parsing here can rely on required elements being present and well typed.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
@@ -32,8 +33,16 @@ Element: TypeAlias = Any
 Handler = Callable[[Element, str], Element]
 
 
+@functools.cache
 def _q(name: str) -> str:
     return f"{{{NAMESPACE}}}{name}"
+
+
+_NIL = f"{{{XSI}}}nil"
+_ATTRIBUTES = _q("attributes")
+_KEY = _q("key")
+_VALUE = _q("value")
+_IDENTIFIER = _q("identifier")
 
 
 def _child(parent: Element, name: str) -> Element | None:
@@ -395,12 +404,20 @@ def _subscribers(
 
 
 def _attributes(subscriber: Element) -> dict[str, str | None]:
+    # Batches carry thousands of these: walk the children once instead of
+    # searching for each by name.
     attributes: dict[str, str | None] = {}
-    for item in _children(subscriber, "attributes"):
-        key = _text(item, "key") or ""
+    for item in subscriber.iterchildren(_ATTRIBUTES):
+        key = ""
+        value = None
+        for child in item:
+            if child.tag == _KEY:
+                key = child.text or ""
+            elif child.tag == _VALUE and child.get(_NIL) not in ("true", "1"):
+                value = child.text or ""
         if key in attributes:
             raise errors.invalid_data(key, "given more than once")
-        attributes[key] = _text(item, "value")
+        attributes[key] = value
     return attributes
 
 
@@ -410,11 +427,15 @@ def _only(record: store.Record, names: Sequence[str]) -> store.Record:
 
 
 def _subscriber(parent: Element, record: store.Record) -> None:
-    _add(parent, "identifier", record.identifier)
+    sub_element = etree.SubElement
+    sub_element(parent, _IDENTIFIER).text = str(record.identifier)
     for key, value in record.attributes.items():
-        attribute = _node(parent, "attributes")
-        _add(attribute, "key", key)
-        _add(attribute, "value", value)
+        attribute = sub_element(parent, _ATTRIBUTES)
+        sub_element(attribute, _KEY).text = key
+        if value is None:
+            sub_element(attribute, _VALUE).set(_NIL, "true")
+        else:
+            sub_element(attribute, _VALUE).text = value
 
 
 def _source(parent: Element, info: store.UserDbInfo) -> None:

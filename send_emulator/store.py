@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import queue
 import secrets
 import sqlite3
@@ -104,11 +105,15 @@ class UserDbInfo:
     def table(self) -> str:
         return f"u{self.id}"
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Field]:
+        return {field.name: field for field in self.fields}
+
     def field(self, name: str) -> Field:
-        for field in self.fields:
-            if field.name == name:
-                return field
-        raise errors.invalid_data(name, "no such field in this userdb")
+        found = self._by_name.get(name)
+        if found is None:
+            raise errors.invalid_data(name, "no such field in this userdb")
+        return found
 
 
 @dataclasses.dataclass(frozen=True)
