@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .access import HasToken, IsAdminToken
-from .errors import json_error, request_id
+from .errors import ApiError, json_error, request_id
 from .serializers import ErrorSerializer
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -53,6 +53,7 @@ class ApiView(views.APIView):
             request._request.logref = given  # type: ignore[attr-defined]
         request_id(request)
         super().initial(request, *args, **kwargs)
+        _check_parameters(request, kwargs)
 
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any
@@ -60,6 +61,14 @@ class ApiView(views.APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["X-Request-Id"] = request_id(request)
         return response
+
+
+def _check_parameters(request: Request, kwargs: dict[str, Any]) -> None:
+    """Refuse NUL characters in the query and path: the database cannot hold them."""
+    values = [v for _, given in request.query_params.lists() for v in given]
+    values += [str(value) for value in kwargs.values()]
+    if any("\x00" in value for value in values):
+        raise ApiError(400, "Parameters cannot contain NUL characters.", "invalid")
 
 
 class ConfigView(ApiView):

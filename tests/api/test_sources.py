@@ -2,7 +2,7 @@ import pytest
 
 from sources.models import SendOptions, Source
 from sources.selectors import source_credentials
-from sources.send.gateway import SendCredentials, SendField, TransientError
+from sources.send.gateway import SendField, TransientError
 from tests.conftest import TEST_CREDENTIALS
 from tests.factories import (
     AggregateNodeFactory,
