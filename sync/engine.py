@@ -456,14 +456,21 @@ def _add_batch(
     """Add records in one call, marking them first so a retry looks them up."""
     marker = uuid.uuid4()
     ids = [subject_id for subject_id, _, _ in batch]
+    now = timezone.now()
+    # Another relay's marker stands while its claim may still be running;
+    # after that its add either reached Send (the look-up found it) or not.
+    stale = now - dt.timedelta(seconds=settings.SYNC_CLAIM_SECONDS)
     with transaction.atomic():
         Link.objects.bulk_create(
-            [Link(source=ctx.source, subject_id=s) for s in ids],
+            [Link(source=ctx.source, subject_id=s, synced_at=now) for s in ids],
             ignore_conflicts=True,
         )
         Link.objects.filter(
-            source=ctx.source, subject_id__in=ids, subscriber_id__isnull=True
-        ).update(pending_add=marker)
+            Q(pending_add__isnull=True) | Q(synced_at__lt=stale),
+            source=ctx.source,
+            subject_id__in=ids,
+            subscriber_id__isnull=True,
+        ).update(pending_add=marker, synced_at=now)
     mine = set(
         Link.objects.filter(source=ctx.source, pending_add=marker).values_list(
             "subject_id", flat=True
