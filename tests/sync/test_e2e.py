@@ -10,6 +10,8 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import redis
@@ -17,7 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from hub import services as hub
-from hub.models import Customer
+from hub.models import Customer, Node, Workspace
 from sources.models import Provider
 from sources.services import (
     FieldRow,
@@ -125,8 +127,8 @@ def world(send):
         subscriptions=[{"name": "News", "registrationField": "news_status"}],
     )
     (system,) = userdb["subscriptions"]
-    workspace = WorkspaceFactory()
-    node = NodeFactory(workspace=workspace)
+    workspace = cast(Workspace, WorkspaceFactory())
+    node = cast(Node, NodeFactory(workspace=workspace))
     SubscriptionSystemFactory(workspace=workspace, system_id="news")
 
     def make_source(enabled=True):
@@ -153,18 +155,16 @@ def world(send):
             ),
         )
 
-    class World:
-        pass
-
-    world = World()
-    world.node, world.userdb = node, userdb["id"]
-    world.webform = system["webformCode"]
-    world.make_source = make_source
-    world.records = lambda: send.subscribers(userdb["id"])
-    return world
+    return SimpleNamespace(
+        node=node,
+        userdb=userdb["id"],
+        webform=system["webformCode"],
+        make_source=make_source,
+        records=lambda: send.subscribers(userdb["id"]),
+    )
 
 
-def by_email(records):
+def by_email(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {r["attributes"]["email"]: r for r in records}
 
 
@@ -178,7 +178,8 @@ def data(n, **base):
 def news(customer):
     customer.refresh_from_db()
     entries = customer.base.get("subscriptions") or []
-    return next((e for e in entries if e["id"] == "news"), {}).get("subscribed")
+    found: dict[str, Any] = next((e for e in entries if e["id"] == "news"), {})
+    return found.get("subscribed")
 
 
 def test_changes_reach_send_and_come_back(world, workers, send):
@@ -244,7 +245,6 @@ def test_subscriptions_travel_both_ways_and_an_older_subscribe_loses(
         patch={"base": {"subscriptions": [{"id": "news", "subscribed": False}]}},
     )
     wait_for(lambda: send_status() == "-1", what="the newer unsubscribe in Send")
-    time.sleep(0)  # the next checks are deadlines, not pauses
     wait_for(lambda: news(customer) is False and send_status() == "-1")
 
 
