@@ -61,7 +61,9 @@ def test_wrong_types_and_unknown_fields_are_400_naming_the_field(
     admin, workspace, node, document, field
 ):
     response = admin.post(
-        ws_url(workspace, "customers"), {**document, "nodeId": str(node.id)}, format="json"
+        ws_url(workspace, "customers"),
+        {**document, "nodeId": str(node.id)},
+        format="json",
     )
     assert_error(response, 400, None, field)
     assert not Customer.objects.exists()
@@ -72,13 +74,33 @@ def test_wrong_types_and_unknown_fields_are_400_naming_the_field(
     [
         ("configuration/nodes/entries", {"name": 5}, "name"),
         ("configuration/nodes/entries", {"name": "a", "colour": "red"}, "colour"),
-        ("configuration/nodes/entries", {"name": "a", "description": None}, "description"),
+        (
+            "configuration/nodes/entries",
+            {"name": "a", "description": None},
+            "description",
+        ),
         ("configuration/subscription-systems", {"id": 1, "name": "n"}, "id"),
         ("configuration/sources", {"provider": "FAX", "name": "n"}, "provider"),
-        ("configuration/sources", {"provider": "API", "name": "n", "enabled": 1}, "enabled"),
-        ("configuration/sources", {"provider": "API", "name": "n", "nodes": [7]}, "nodes[0].id"),
-        ("configuration/sources", {"provider": "API", "name": "n", "nodes": "x"}, "nodes"),
-        ("configuration/send/discover", {"apiKey": "k", "userKey": "u", "userDbId": "7"}, "userDbId"),
+        (
+            "configuration/sources",
+            {"provider": "API", "name": "n", "enabled": 1},
+            "enabled",
+        ),
+        (
+            "configuration/sources",
+            {"provider": "API", "name": "n", "nodes": [7]},
+            "nodes[0].id",
+        ),
+        (
+            "configuration/sources",
+            {"provider": "API", "name": "n", "nodes": "x"},
+            "nodes",
+        ),
+        (
+            "configuration/send/discover",
+            {"apiKey": "k", "userKey": "u", "userDbId": "7"},
+            "userDbId",
+        ),
     ],
 )
 def test_configuration_refuses_wrong_types_and_unknown_fields(
@@ -92,21 +114,28 @@ def test_configuration_refuses_wrong_types_and_unknown_fields(
 
 def test_a_send_source_needs_its_properties(admin, workspace, node):
     body = {"provider": "CONTACTSEND", "name": "n", "nodes": [str(node.id)]}
-    response = admin.post(ws_url(workspace, "configuration/sources"), body, format="json")
+    response = admin.post(
+        ws_url(workspace, "configuration/sources"), body, format="json"
+    )
     assert_error(response, 400, "required", "properties.userDbId")
 
 
 def test_a_body_over_the_limit_is_413(admin, workspace, node, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     document = {"nodeId": str(node.id), "extra": "x" * 2000}
-    response = post_raw(admin, ws_url(workspace, "customers"), json.dumps(document).encode())
+    response = post_raw(
+        admin, ws_url(workspace, "customers"), json.dumps(document).encode()
+    )
     assert_error(response, 413, "too_large")
     assert not Customer.objects.exists()
 
 
 def test_a_body_that_is_not_json_is_415(admin, workspace):
     response = post_raw(
-        admin, ws_url(workspace, "customers"), b"nodeId=1", "application/x-www-form-urlencoded"
+        admin,
+        ws_url(workspace, "customers"),
+        b"nodeId=1",
+        "application/x-www-form-urlencoded",
     )
     assert_error(response, 415, "unsupported_media_type")
 
