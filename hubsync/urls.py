@@ -48,6 +48,10 @@ api_patterns = [
     path(CONFIG + "sources", sources_api.SourcesView.as_view()),
     path(SOURCE, sources_api.SourceView.as_view()),
     path(SOURCE + "/refresh-token", sources_api.SourceTokenView.as_view()),
+    path(SOURCE + "/sync", sources_api.SyncStateView.as_view()),
+    path(SOURCE + "/sync/errors", sources_api.SyncErrorsView.as_view()),
+    path(SOURCE + "/sync/retry", sources_api.SyncRetryView.as_view()),
+    path(SOURCE + "/sync/resync", sources_api.SyncResyncView.as_view()),
     path(CONFIG + "send/discover", sources_api.DiscoverView.as_view()),
     path(CONFIG + "hub-fields", sources_api.HubFieldsView.as_view()),
 ]

@@ -25,7 +25,7 @@ from hub.fields import EXTENDED_PATH, MAPPABLE_FIELDS, STRING
 from hub.models import Node, Workspace
 from hubsync.api.access import workspace_for
 from hubsync.api.errors import ApiError
-from hubsync.api.paging import PAGE_PARAMETERS, paged
+from hubsync.api.paging import PAGE_PARAMETERS, page_body, page_params, paged
 from hubsync.api.serializers import (
     StrictBooleanField,
     StrictCharField,
@@ -35,6 +35,8 @@ from hubsync.api.serializers import (
     page_of,
 )
 from hubsync.api.views import WRITE_ERRORS, ConfigView, created, error_responses
+from sync.selectors import sync_errors, sync_state
+from sync.services import sync_resync, sync_retry
 from tokens.services import source_token_issue
 
 from .models import Permission, Provider, Source
@@ -555,3 +557,134 @@ class HubFieldsView(ConfigView):
                 "extendedType": STRING,
             }
         )
+
+
+# The sync of a Send source.
+
+
+class SyncLagSerializer(serializers.Serializer[Any]):
+    oldestPendingSeconds = serializers.FloatField(allow_null=True)
+    sinceLastPollSeconds = serializers.FloatField(allow_null=True)
+
+
+class SyncRunSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    startedAt = serializers.CharField(allow_null=True)
+    finishedAt = serializers.CharField(allow_null=True)
+    added = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    removed = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    conflicts = serializers.IntegerField()
+    error = serializers.CharField(allow_null=True)
+
+
+class SyncStateSerializer(serializers.Serializer[Any]):
+    state = serializers.ChoiceField(["disabled", "initial", "syncing", "idle"])
+    enabled = serializers.BooleanField()
+    lag = SyncLagSerializer()
+    pending = serializers.IntegerField()
+    lastReconcileAt = serializers.CharField(allow_null=True)
+    openErrors = serializers.IntegerField()
+    lastRuns = SyncRunSerializer(many=True)
+
+
+class SyncIssueSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    code = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True)
+    customerId = serializers.UUIDField(allow_null=True)
+    subscriberId = serializers.IntegerField(allow_null=True)
+    payload = serializers.JSONField(allow_null=True)
+    createdAt = serializers.CharField(allow_null=True)
+    resolvedAt = serializers.CharField(allow_null=True)
+
+
+class SyncRetrySerializer(StrictSerializer):
+    errorIds = serializers.ListField(
+        child=StrictIntegerField(min_value=0, max_value=2**63 - 1),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The errors to retry; all open errors when absent.",
+    )
+
+
+class SyncRetriedSerializer(serializers.Serializer[Any]):
+    queued = serializers.IntegerField()
+
+
+def _send_source(
+    request: Request, workspace_id: uuid.UUID, source_id: uuid.UUID
+) -> Source:
+    source = _source(request, workspace_id, source_id)
+    if not source.is_send:
+        raise ApiError(
+            400, "Only Send sources are synchronized.", "invalid", "provider"
+        )
+    return source
+
+
+class SyncStateView(ConfigView):
+    @extend_schema(
+        operation_id="sources_sync_state",
+        description="The sync state of a Send source: state, lag and last runs.",
+        responses={200: SyncStateSerializer, **error_responses(400)},
+    )
+    def get(
+        self, request: Request, workspace_id: uuid.UUID, source_id: uuid.UUID
+    ) -> Response:
+        source = _send_source(request, workspace_id, source_id)
+        return Response(sync_state(source))
+
+
+class SyncErrorsView(ConfigView):
+    @extend_schema(
+        operation_id="sources_sync_errors",
+        description="The sync history of a Send source, newest first.",
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: page_of("SyncIssuePage", SyncIssueSerializer),
+            **error_responses(400),
+        },
+    )
+    def get(
+        self, request: Request, workspace_id: uuid.UUID, source_id: uuid.UUID
+    ) -> Response:
+        source = _send_source(request, workspace_id, source_id)
+        page, size = page_params(request)
+        items, total = sync_errors(source, offset=page * size, limit=size)
+        return Response(page_body(items, total, page, size))
+
+
+class SyncRetryView(ConfigView):
+    @extend_schema(
+        operation_id="sources_sync_retry",
+        description="Queue the records of open sync errors again.",
+        request=SyncRetrySerializer,
+        responses={200: SyncRetriedSerializer, **error_responses(*WRITE_ERRORS)},
+    )
+    def post(
+        self, request: Request, workspace_id: uuid.UUID, source_id: uuid.UUID
+    ) -> Response:
+        source = _send_source(request, workspace_id, source_id)
+        data = _parse(SyncRetrySerializer, request.data)
+        return Response({"queued": sync_retry(source, data["errorIds"])})
+
+
+class SyncResyncView(ConfigView):
+    @extend_schema(
+        operation_id="sources_sync_resync",
+        description="Compare and send every record again, and read Send anew.",
+        request=None,
+        responses={202: SyncStateSerializer, **error_responses(400)},
+    )
+    def post(
+        self, request: Request, workspace_id: uuid.UUID, source_id: uuid.UUID
+    ) -> Response:
+        source = _send_source(request, workspace_id, source_id)
+        sync_resync(source)
+        return Response(sync_state(source), status=202)

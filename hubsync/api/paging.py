@@ -63,8 +63,13 @@ def paged(
     page, size = page_params(request)
     total = items.count() if isinstance(items, QuerySet) else len(items)
     chunk = items[page * size : (page + 1) * size]
+    return page_body([render(item) for item in chunk], total, page, size)
+
+
+def page_body(elements: list[Any], total: int, page: int, size: int) -> dict[str, Any]:
+    """Return the Contacthub list shape around one page of elements."""
     return {
-        "elements": [render(item) for item in chunk],
+        "elements": elements,
         "page": {
             "size": size,
             "totalElements": total,
