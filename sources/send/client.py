@@ -26,6 +26,7 @@ import requests
 import zeep
 import zeep.exceptions
 from django.conf import settings
+from lxml import etree  # type: ignore[import-untyped]
 from zeep.transports import Transport
 
 from .gateway import (
@@ -51,6 +52,9 @@ ADD_SUBSCRIBERS_LIMIT = 500
 _LIST_PAGE_SIZE = 500
 _DEFAULT_TOKEN_TTL = 600.0
 _DEFAULT_KEEPALIVE_FRACTION = 0.5
+_SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+_XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 # The clock of token ages; tests replace it to age a token without waiting.
 _clock = time.monotonic
 
@@ -63,6 +67,26 @@ class SubscriberNotFound(InvalidData):
 
 class _TokenRefused(AuthenticationFailed):
     """Send no longer accepts the token: borrow a new one and retry."""
+
+
+class _RawFault(Exception):
+    """A SOAP fault read without zeep; shaped like `zeep.exceptions.Fault`."""
+
+    def __init__(self, message: str | None, code: str | None, detail: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.detail = detail
+
+
+class _HttpFailure(Exception):
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+class _NotXml(Exception):
+    pass
 
 
 @dataclasses.dataclass
@@ -238,6 +262,7 @@ class SoapSendGateway:
         result = self._call(
             "findSubscribersBy",
             userdb_id,
+            raw=True,
             sourceIdentifier=userdb_id,
             whereAttribute=[
                 {
@@ -249,7 +274,7 @@ class SoapSendGateway:
             ],
             pagination=pagination,
         )
-        return [_subscriber(item) for item in result.currentPageItems or []]
+        return _subscribers_in(result, "{*}return/{*}currentPageItems")
 
     def add_subscriber(
         self, userdb_id: int, attributes: dict[str, str | None]
@@ -270,10 +295,14 @@ class SoapSendGateway:
         batch = [{"attributes": _attributes(record)} for record in records]
         if not batch:
             return []
-        added = self._call(
-            "addSubscribers", userdb_id, sourceIdentifier=userdb_id, subscribers=batch
+        answer = self._call(
+            "addSubscribers",
+            userdb_id,
+            raw=True,
+            sourceIdentifier=userdb_id,
+            subscribers=batch,
         )
-        return [_subscriber(item) for item in added or []]
+        return _subscribers_in(answer, "{*}return")
 
     def update_subscriber(
         self, userdb_id: int, identifier: int, attributes: dict[str, str | None]
@@ -391,12 +420,24 @@ class SoapSendGateway:
                 f"Send refused a freshly borrowed token for {operation}"
             ) from error
 
-    def _invoke(self, operation: str, userdb_id: int | None, **params: Any) -> Any:
-        """Make one SOAP call, log it, and translate what goes wrong."""
+    def _invoke(
+        self, operation: str, userdb_id: int | None, raw: bool = False, **params: Any
+    ) -> Any:
+        """Make one SOAP call, log it, and translate what goes wrong.
+
+        With `raw`, zeep builds and sends the request but the answer is
+        returned as the lxml element of the response body: zeep's object
+        mapping costs far more than the call itself on large answers.
+        """
         started = time.monotonic()
         try:
             client = _zeep_client(self._wsdl_url, self._timeout)
-            answer = getattr(client.service, operation)(**params)
+            if raw:
+                with client.settings(raw_response=True):
+                    response = getattr(client.service, operation)(**params)
+                answer = _body_of(response)
+            else:
+                answer = getattr(client.service, operation)(**params)
         except Exception as error:
             translated = _translate(error, operation, userdb_id, self._timeout)
             if translated is None:
@@ -443,9 +484,9 @@ def _translate(
 ) -> SendError | None:
     """Return the gateway error for a failed call, or None if it is a bug."""
     where = f"{operation} (userdb {userdb_id})" if userdb_id else operation
-    if isinstance(error, zeep.exceptions.Fault):
+    if isinstance(error, zeep.exceptions.Fault | _RawFault):
         return _from_fault(error, where, userdb_id)
-    if isinstance(error, zeep.exceptions.TransportError):
+    if isinstance(error, zeep.exceptions.TransportError | _HttpFailure):
         return _from_status(error.status_code, where)
     if isinstance(error, requests.Timeout):
         return TransientError(f"Send did not answer {where} within {timeout:g}s")
@@ -492,6 +533,43 @@ def _from_status(status: int, where: str) -> SendError:
     if status >= 500 or status == 408:
         return TransientError(f"Send answered {where} with HTTP {status}")
     return SendError(f"Send answered {where} with HTTP {status}")
+
+
+def _body_of(response: requests.Response) -> Any:
+    """Return the answer element of a SOAP response, raising as zeep would
+    for a fault, an HTTP error or a body that is not XML."""
+    status = response.status_code
+    if not response.content:
+        raise _HttpFailure(status)
+    try:
+        envelope = etree.fromstring(response.content, _PARSER)
+    except etree.XMLSyntaxError as error:
+        raise _NotXml from error
+    body = envelope.find(f"{{{_SOAP_ENV}}}Body")
+    answer = None if body is None or len(body) == 0 else body[0]
+    if answer is not None and answer.tag == f"{{{_SOAP_ENV}}}Fault":
+        raise _RawFault(
+            answer.findtext("faultstring"),
+            answer.findtext("faultcode"),
+            answer.find("detail"),
+        )
+    if status != 200 or answer is None:
+        raise _HttpFailure(status)
+    return answer
+
+
+def _subscribers_in(answer: Any, path: str) -> list[Subscriber]:
+    """Read the `Subscriber` elements at `path` (an lxml path) in `answer`."""
+    found = []
+    for item in answer.iterfind(path):
+        attributes: dict[str, str | None] = {}
+        for entry in item.iterfind("{*}attributes"):
+            value = entry.find("{*}value")
+            nil = value is None or value.get(_XSI_NIL) in ("true", "1")
+            key = entry.findtext("{*}key") or ""
+            attributes[key] = None if nil else value.text or ""
+        found.append(Subscriber(int(item.findtext("{*}identifier")), attributes))
+    return found
 
 
 # Conversions between zeep objects and gateway values.

@@ -114,3 +114,21 @@ def test_an_unreachable_service_is_a_transient_error(send, credentials, settings
 
     with pytest.raises(TransientError, match="connection"):
         SoapSendGateway(credentials).find_userdbs()
+
+
+def test_batch_calls_map_faults_the_same_way(send, warm, userdb):
+    batch = [{"email": "ada@example.com"}]
+
+    send.set_faults(errorRate=1)
+    with pytest.raises(TransientError, match="HTTP 503"):
+        warm.add_subscribers(userdb["id"], batch)
+    send.set_faults(errorRate=0, requestsPerSecond=1)
+    with pytest.raises(RateLimited):
+        for _ in range(3):
+            warm.find_subscribers_by(userdb["id"], [])
+    send.set_faults(requestsPerSecond=0)
+    send.expire_tokens()
+    added = warm.add_subscribers(userdb["id"], batch)
+
+    assert added[0].attributes["email"] == "ada@example.com"
+    assert send.counters()["calls"]["borrowToken"] == 2
