@@ -131,11 +131,11 @@ class Limiter:
             if faults.max_concurrency and (
                 self._in_flight[account] >= faults.max_concurrency
             ):
-                raise _rate_limited("too many concurrent requests", "concurrency")
+                raise RateLimitFault("too many concurrent requests", "concurrency")
             if faults.requests_per_second and not self._take(
                 account, faults.requests_per_second
             ):
-                raise _rate_limited("too many requests per second", "rps")
+                raise RateLimitFault("too many requests per second", "rps")
             self._in_flight[account] += 1
         try:
             yield
@@ -162,13 +162,11 @@ class Limiter:
 
 
 class RateLimitFault(errors.ServiceFault):
+    """Over a limit: HTTP 429 with a RATE_LIMITED fault; `kind` says which."""
+
     def __init__(self, message: str, kind: str) -> None:
         super().__init__(errors.RATE_LIMITED, message, http_status=429)
         self.kind = kind
-
-
-def _rate_limited(message: str, kind: str) -> RateLimitFault:
-    return RateLimitFault(message, kind)
 
 
 class Counters:

@@ -19,6 +19,7 @@ from typing import Any
 from lxml import etree  # type: ignore[import-untyped]
 
 from . import errors, pages, store, wsdl
+from .control import dispatch
 from .runtime import Counters, Faults, Limiter, RateLimitFault, Tokens
 from .service import ClabService
 
@@ -131,7 +132,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
-            raise ValueError("request body too large")
+            self._send(413, b"request body too large\n", "text/plain")
+            raise Dropped
         return self.rfile.read(length) if length else b""
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -249,8 +251,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # Control API.
 
     def _control(self, method: str, path: str, raw: bytes) -> None:
-        from .control import dispatch
-
         try:
             payload = json.loads(raw) if raw else {}
         except ValueError:

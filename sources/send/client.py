@@ -400,20 +400,22 @@ class SoapSendGateway:
             if self._session.token == token:
                 self._session.token = None
 
-    def _call(self, operation: str, userdb_id: int | None, **params: Any) -> Any:
+    def _call(
+        self, operation: str, userdb_id: int | None, raw: bool = False, **params: Any
+    ) -> Any:
         """Call an operation with the account's token; when Send refuses the
         token, borrow a new one and try once more."""
         token = self._token()
         try:
             return self._invoke(
-                operation, userdb_id, token={"content": token}, **params
+                operation, userdb_id, raw, token={"content": token}, **params
             )
         except _TokenRefused:
             self._forget(token)
         token = self._token()
         try:
             return self._invoke(
-                operation, userdb_id, token={"content": token}, **params
+                operation, userdb_id, raw, token={"content": token}, **params
             )
         except _TokenRefused as error:
             raise AuthenticationFailed(
