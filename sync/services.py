@@ -453,7 +453,7 @@ def source_reconcile(source_id: uuid.UUID | str) -> int:
     ctx = engine.load_context(source_id)
     if ctx is None or not ctx.source.enabled or ctx.node.is_aggregate:
         return 0
-    state = _lease(ctx.source)
+    state = _reconcile_claim(ctx.source)
     if state is None:
         return 0
     run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.RECONCILE)
@@ -463,16 +463,29 @@ def source_reconcile(source_id: uuid.UUID | str) -> int:
         with account_slot(ctx.account):
             present = _read_all(ctx, counts)
             gone = _unlink_deleted(ctx, present, started, counts)
-        state.last_reconcile_at = timezone.now()
         _finish(run, counts)
     except (SendError, NoSlot) as error:
         gone = 0
         _finish(run, counts, error=f"{getattr(error, 'code', 'SYNC_NO_SLOT')}")
     finally:
         ctx.close()
-        state.poll_lease_until = None
-        state.save(update_fields=["last_reconcile_at", "poll_lease_until"])
     return gone
+
+
+def _reconcile_claim(source: Source) -> SyncState | None:
+    # A reconciliation runs beside the polls (it may take minutes on a large
+    # userdb and must not stall them), but never beside another one.
+    state, _ = SyncState.objects.get_or_create(source=source)
+    now = timezone.now()
+    spacing = dt.timedelta(minutes=settings.SYNC_RECONCILE_MINUTES / 2)
+    taken = (
+        SyncState.objects.filter(pk=state.pk)
+        .filter(
+            Q(last_reconcile_at__isnull=True) | Q(last_reconcile_at__lt=now - spacing)
+        )
+        .update(last_reconcile_at=now)
+    )
+    return state if taken else None
 
 
 def _read_all(ctx: engine.Context, counts: engine.Counts) -> set[int]:

@@ -1,0 +1,332 @@
+"""Benchmark the sync against the Send emulator.
+
+Usage (PostgreSQL and Redis running; the database is migrated and emptied):
+
+    DEBUG=1 DATABASE_URL=postgres://postgres@127.0.0.1:5432/hubsync_bench \
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/3 \
+    .venv/bin/python bench/sync_bench.py --customers 100000
+
+Measures: the emulator's raw ingest ceiling (addSubscribers, 500 a call),
+a naive one-call-per-customer sync (on a sample), the initial sync of
+`--customers` customers by a real worker, the worker's peak RSS, and the
+latency of single changes each way under a background load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import django
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hubsync.settings")
+API_KEY, USER_KEY = "bench-api-key-fake", "bench-user-key-fake"
+
+
+def start_emulator(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "send_emulator",
+            "--port=0",
+            f"--data={folder / 'send.sqlite3'}",
+            "--requests-per-second=0",
+            "--max-concurrency=0",
+            "--log-level=WARNING",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().decode()
+    return process, line.rsplit(" ", 1)[-1].strip()
+
+
+def control(base: str, method: str, path: str, payload: object = None) -> object:
+    answer = requests.request(
+        method, f"{base}/_control/{path}", json=payload, timeout=60
+    )
+    answer.raise_for_status()
+    return answer.json()
+
+
+def new_userdb(base: str, name: str) -> int:
+    answer = control(
+        base,
+        "POST",
+        "userdbs",
+        {
+            "apiKey": API_KEY,
+            "name": name,
+            "fields": [
+                {"name": "email", "type": "STRING", "emailField": True},
+                {"name": "firstName", "type": "STRING"},
+            ],
+        },
+    )
+    return int(answer["id"])  # type: ignore[index]
+
+
+def count(base: str, userdb: int) -> int:
+    info = control(base, "GET", f"userdbs/{userdb}/info")
+    return int(info["subscriberCount"])  # type: ignore[index]
+
+
+def rss_tree(pid: int) -> int:
+    """Return the resident memory of a process and its children, in bytes."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for each in pids:
+        try:
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def raw_ceiling(gateway_factory, base: str, records: int) -> float:
+    from sources.send.gateway import SendCredentials
+
+    userdb = new_userdb(base, "raw")
+    rows = [{"email": f"raw{n}@example.com", "firstName": "R"} for n in range(records)]
+    chunks = [rows[i : i + 500] for i in range(0, records, 500)]
+    lock = threading.Lock()
+
+    def work() -> None:
+        gateway = gateway_factory(SendCredentials(API_KEY, USER_KEY))
+        while True:
+            with lock:
+                if not chunks:
+                    return
+                chunk = chunks.pop()
+            gateway.add_subscribers(userdb, chunk)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return records / (time.perf_counter() - started)
+
+
+def naive(gateway_factory, base: str, sample: int) -> float:
+    from sources.send.gateway import SendCredentials
+
+    userdb = new_userdb(base, "naive")
+    gateway = gateway_factory(SendCredentials(API_KEY, USER_KEY))
+    started = time.perf_counter()
+    for n in range(sample):
+        # What a naive sync does per customer: look up, then add.
+        gateway.find_subscribers(userdb, "email", f"naive{n}@example.com")
+        gateway.add_subscriber(userdb, {"email": f"naive{n}@example.com"})
+    return sample / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--naive-sample", type=int, default=1000)
+    parser.add_argument("--latency-samples", type=int, default=20)
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="sync-bench-"))
+    emulator, base = start_emulator(folder)
+    os.environ["SEND_WSDL_URL"] = f"{base}/soap/services?wsdl"
+    os.environ["SEND_GATEWAY"] = "sources.send.client.SoapSendGateway"
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from hub import services as hub
+    from hub.models import Customer, Node, Workspace
+    from sources.models import Provider
+    from sources.send.client import SoapSendGateway
+    from sources.services import (
+        FieldRow,
+        NodeGrant,
+        SendSettings,
+        SourceSpec,
+        source_create,
+    )
+
+    call_command("flush", "--noinput", verbosity=0)
+    control(base, "POST", "accounts", {"apiKey": API_KEY, "userKey": USER_KEY})
+    worker = None
+    try:
+        ceiling = raw_ceiling(SoapSendGateway, base, min(args.customers, 50_000))
+        print(f"raw ingest ceiling: {ceiling:.0f} records/s", flush=True)
+        slow = naive(SoapSendGateway, base, args.naive_sample)
+        print(f"naive one call per customer: {slow:.0f} records/s", flush=True)
+
+        userdb = new_userdb(base, "sync")
+        workspace = Workspace.objects.create(name="bench")
+        node = Node.objects.create(workspace=workspace, name="bench")
+        batch = []
+        for n in range(args.customers):
+            batch.append(
+                Customer(
+                    node=node,
+                    base={
+                        "firstName": "Ada",
+                        "contacts": {"email": f"c{n}@example.com"},
+                    },
+                )
+            )
+            if len(batch) == 5000:
+                Customer.objects.bulk_create(batch)
+                batch = []
+        Customer.objects.bulk_create(batch)
+        env = {
+            **os.environ,
+            "SEND_POLL_SECONDS": "1",
+            "SYNC_SWEEP_SECONDS": "2",
+            "HUBSYNC_VAR_DIR": str(folder),
+        }
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "hubsync",
+                "worker",
+                "-B",
+                "--pool=threads",
+                "-c",
+                "4",
+                "--loglevel=WARNING",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=(folder / "worker.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        time.sleep(3)
+        peak = 0
+        started = time.perf_counter()
+        source = source_create(
+            workspace=workspace,
+            provider=Provider.CONTACTSEND,
+            spec=SourceSpec(
+                name="bench",
+                nodes=(NodeGrant(node, "RW"),),
+                send=SendSettings(
+                    userdb_id=userdb,
+                    api_key=API_KEY,
+                    user_key=USER_KEY,
+                    fields=(
+                        FieldRow("base.contacts.email", "email", matching=True),
+                        FieldRow("base.firstName", "firstName"),
+                    ),
+                ),
+            ),
+        )
+        while count(base, userdb) < args.customers:
+            peak = max(peak, rss_tree(worker.pid))
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - started
+        rate = args.customers / elapsed
+        print(
+            f"initial sync: {args.customers} in {elapsed:.1f} s = {rate:.0f} "
+            f"records/s ({rate / ceiling:.2f} of ceiling, {rate / slow:.1f}x naive)",
+            flush=True,
+        )
+        print(f"worker peak RSS: {peak / 2**20:.0f} MB", flush=True)
+
+        # Latency under a background load of 50 Hub changes per second.
+        customers = list(Customer.objects.filter(node=node)[:200])
+        stop = threading.Event()
+
+        def load() -> None:
+            n = 0
+            while not stop.is_set():
+                tick = time.perf_counter()
+                for _ in range(5):
+                    target = customers[n % 100]
+                    hub.customer_patch(
+                        customer=target, patch={"base": {"lastName": f"L{n}"}}
+                    )
+                    n += 1
+                time.sleep(max(0.0, 0.1 - (time.perf_counter() - tick)))
+
+        from django.db import connections
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        time.sleep(5)
+        hub_to_send, send_to_hub = [], []
+        from sync.models import Link
+
+        links = dict(
+            Link.objects.filter(source=source).values_list(
+                "subject_id", "subscriber_id"
+            )
+        )
+        for i in range(args.latency_samples):
+            target = customers[100 + i]
+            t0 = time.perf_counter()
+            hub.customer_patch(customer=target, patch={"base": {"firstName": f"H{i}"}})
+            identifier = links[target.id]
+            while True:
+                record = control(
+                    base, "GET", f"userdbs/{userdb}/subscribers/{identifier}"
+                )
+                if record["attributes"].get("firstName") == f"H{i}":  # type: ignore[index]
+                    break
+                time.sleep(0.02)
+            hub_to_send.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            control(
+                base,
+                "PUT",
+                f"userdbs/{userdb}/subscribers/{identifier}",
+                {"attributes": {"firstName": f"S{i}"}},
+            )
+            while True:
+                target.refresh_from_db()
+                if target.base.get("firstName") == f"S{i}":
+                    break
+                time.sleep(0.02)
+            send_to_hub.append(time.perf_counter() - t0)
+        stop.set()
+        loader.join()
+        connections.close_all()
+        for name, values in (
+            ("Hub -> Send", hub_to_send),
+            ("Send -> Hub", send_to_hub),
+        ):
+            cuts = statistics.quantiles(values, n=20)
+            print(
+                f"latency {name}: p50 {statistics.median(values):.2f} s, "
+                f"p95 {cuts[18]:.2f} s (poll {settings.SEND_POLL_SECONDS} s)"
+            )
+    finally:
+        if worker is not None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+        emulator.terminate()
+        emulator.wait()
+
+
+if __name__ == "__main__":
+    main()
