@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import django
 import requests
@@ -55,7 +56,7 @@ def start_emulator(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, line.rsplit(" ", 1)[-1].strip()
 
 
-def control(base: str, method: str, path: str, payload: object = None) -> object:
+def control(base: str, method: str, path: str, payload: Any = None) -> Any:
     answer = requests.request(
         method, f"{base}/_control/{path}", json=payload, timeout=60
     )
@@ -77,12 +78,12 @@ def new_userdb(base: str, name: str) -> int:
             ],
         },
     )
-    return int(answer["id"])  # type: ignore[index]
+    return int(answer["id"])
 
 
 def count(base: str, userdb: int) -> int:
     info = control(base, "GET", f"userdbs/{userdb}/info")
-    return int(info["subscriberCount"])  # type: ignore[index]
+    return int(info["subscriberCount"])
 
 
 def rss_tree(pid: int) -> int:
@@ -102,7 +103,7 @@ def rss_tree(pid: int) -> int:
     return total
 
 
-def raw_ceiling(gateway_factory, base: str, records: int) -> float:
+def raw_ceiling(gateway_factory: Any, base: str, records: int) -> float:
     from sources.send.gateway import SendCredentials
 
     userdb = new_userdb(base, "raw")
@@ -128,7 +129,7 @@ def raw_ceiling(gateway_factory, base: str, records: int) -> float:
     return records / (time.perf_counter() - started)
 
 
-def naive(gateway_factory, base: str, sample: int) -> float:
+def naive(gateway_factory: Any, base: str, sample: int) -> float:
     from sources.send.gateway import SendCredentials
 
     userdb = new_userdb(base, "naive")
@@ -291,7 +292,7 @@ def main() -> None:
                 record = control(
                     base, "GET", f"userdbs/{userdb}/subscribers/{identifier}"
                 )
-                if record["attributes"].get("firstName") == f"H{i}":  # type: ignore[index]
+                if record["attributes"].get("firstName") == f"H{i}":
                     break
                 time.sleep(0.02)
             hub_to_send.append(time.perf_counter() - t0)
