@@ -47,6 +47,8 @@ def render(
             return _save(emulator, int(match[1]), int(match[2]), form)
     except errors.ServiceFault as fault:
         return 404, _layout("Not found", f"<p>{_e(fault.message)}</p>"), None
+    except ValueError:
+        return 400, _layout("Bad request", "<p>A number was expected.</p>"), None
     return 404, _layout("Not found", "<p>No such page.</p>"), None
 
 

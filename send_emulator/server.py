@@ -128,6 +128,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception:
+            logger.exception("Request failed. method=%s path=%s", method, path)
+            self.close_connection = True
+            self._send(500, b"internal error\n", "text/plain")
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)

@@ -84,3 +84,9 @@ def test_a_missing_subscriber_page_is_404(send, userdb):
     url = f"{send.base_url}/userdbs/{userdb['id']}/subscribers/99"
 
     assert requests.get(url, timeout=5).status_code == 404
+
+
+def test_a_bad_page_number_is_400(send, userdb):
+    url = f"{send.base_url}/userdbs/{userdb['id']}?page=two"
+
+    assert requests.get(url, timeout=5).status_code == 400
