@@ -35,7 +35,7 @@ DEMO_LOGIN = ("demo", "demo")
 DEMO_API_KEY = "demo-api-key"
 DEMO_USER_KEY = "demo-user-key"
 
-USERDB_FIELDS = [
+USERDB_FIELDS: list[dict[str, str | bool]] = [
     {"name": "email", "type": "STRING", "emailField": True},
     {"name": "firstName", "type": "STRING"},
     {"name": "lastName", "type": "STRING"},
@@ -68,7 +68,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             user = User.objects.filter(username=login).first()
             if user is None:
-                user = User.objects.create_superuser(login, "demo@example.com", password)
+                user = User.objects.create_superuser(
+                    login, "demo@example.com", password
+                )
             workspace = workspace_create(name=DEMO_WORKSPACE)
             workspace.members.add(user)
             node = entry_node_create(workspace=workspace, name="Demo shop")
@@ -136,6 +138,8 @@ def _demo_userdb(base_url: str) -> dict[str, Any]:
         )
         answer.raise_for_status()
     except requests.RequestException as error:
-        raise CommandError(f"The Send emulator at {base_url} did not answer.") from error
+        raise CommandError(
+            f"The Send emulator at {base_url} did not answer."
+        ) from error
     result: dict[str, Any] = answer.json()
     return result
