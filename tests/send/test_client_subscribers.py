@@ -1,4 +1,5 @@
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -299,3 +300,16 @@ def test_a_locked_userdb_refuses_writes(send, gateway, userdb, write):
 
     assert raised.value.retryable
     assert gateway.get_subscriber(userdb["id"], added.identifier) == added
+
+
+def test_concurrent_writes_each_get_their_own_identifier(send, gateway, userdb):
+    def add(number):
+        return gateway.add_subscriber(userdb["id"], {"email": f"u{number}@ex.com"})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        added = list(pool.map(add, range(40)))
+
+    assert len({s.identifier for s in added}) == 40
+    assert gateway.count_subscribers(userdb["id"]) == 40
+    stamps = [s["attributes"]["lastModified"] for s in send.subscribers(userdb["id"])]
+    assert len(set(stamps)) == 40
