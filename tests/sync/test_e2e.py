@@ -314,9 +314,11 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(world, workers, 
 
 
 def test_both_sides_converge_under_faults(world, workers, send):
-    send.set_faults(errorRate=0.05, requestsPerSecond=30, maxConcurrency=4)
     workers()
+    # Faults start once the source exists: creating it asks Send directly,
+    # outside the sync and its retries.
     world.make_source()
+    send.set_faults(errorRate=0.05, requestsPerSecond=30, maxConcurrency=4)
     customers = [hub.customer_create(node=world.node, data=data(n)) for n in range(40)]
     for customer in customers[:20]:
         hub.customer_patch(customer=customer, patch={"base": {"lastName": "Edited"}})
