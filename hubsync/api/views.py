@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import views
 from rest_framework.request import Request
@@ -79,6 +80,7 @@ def created(body: dict[str, Any]) -> Response:
     return Response(body, status=201)
 
 
+@csrf_exempt
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Answer an unknown API path in the error shape."""
     return json_error(request, 404, "not_found", "There is no such API endpoint.")

@@ -148,6 +148,8 @@ def test_an_unsupported_method_is_405(admin, workspace):
 def test_an_unknown_api_path_is_a_json_404(admin, workspace):
     assert_error(admin.get(ws_url(workspace, "nothing-here")), 404, "not_found")
     assert_error(admin.get("/hub/v1/workspaces/not-a-uuid/customers"), 404)
+    client = type(admin)(enforce_csrf_checks=True)
+    assert_error(client.post("/hub/v1/workspaces/not-a-uuid/customers", {}), 404)
 
 
 def test_nul_characters_in_the_query_or_path_are_400(admin, workspace, node):
