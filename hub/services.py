@@ -356,21 +356,12 @@ def _normalized(data: dict[str, Any], before: dict[str, Any] | None) -> dict[str
         "extended": data.get("extended") or {},
         "extra": data.get("extra"),
         "consents": data.get("consents") or {},
-        "tags": {"auto": [], "manual": [], **_tags(data.get("tags"))},
+        "tags": {"auto": [], "manual": [], **(data.get("tags") or {})},
     }
     _check_header(document)
     validate_customer_document(document)
     document["base"] = _with_subscription_dates(document["base"], before)
     return document
-
-
-def _tags(value: Any) -> dict[str, Any]:
-    # Checked before the schema runs: the defaults are merged into it first.
-    if value is not None and not isinstance(value, dict):
-        raise ValidationError(
-            {"tags": ValidationError("tags must be an object.", code="invalid")}
-        )
-    return value or {}
 
 
 def _check_header(document: dict[str, Any]) -> None:

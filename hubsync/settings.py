@@ -145,9 +145,24 @@ SEND_WSDL_URL = os.environ.get(
 )
 SEND_TIMEOUT_SECONDS = float(os.environ.get("SEND_TIMEOUT_SECONDS", "10"))
 SEND_POLL_SECONDS = float(os.environ.get("SEND_POLL_SECONDS", "5"))
-SEND_GATEWAY = os.environ.get(
-    "SEND_GATEWAY", "sources.send.client.SoapSendGateway"
-)
+# Send tokens live this long unused; they are kept alive past this fraction.
+SEND_TOKEN_TTL_SECONDS = float(os.environ.get("SEND_TOKEN_TTL_SECONDS", "600"))
+SEND_TOKEN_KEEPALIVE_FRACTION = 0.5
+SEND_GATEWAY = os.environ.get("SEND_GATEWAY", "sources.send.client.SoapSendGateway")
+
+# The cache holds the API's throttle counters: shared by every web process
+# when CACHE_URL names a Redis server, per process otherwise.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+        }
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # Celery. The embedded default is a broker kept in files, which needs no
 # server; CELERY_BROKER_URL switches to Redis.

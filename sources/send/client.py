@@ -39,6 +39,7 @@ from .gateway import (
     SendField,
     SendSubscription,
     Subscriber,
+    SubscriberNotFound,
     TransientError,
     UserDb,
     UserDbLocked,
@@ -57,12 +58,6 @@ _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 # The clock of token ages; tests replace it to age a token without waiting.
 _clock = time.monotonic
-
-
-class SubscriberNotFound(InvalidData):
-    """The subscriber named by an update does not exist in the userdb."""
-
-    code = "SEND_SUBSCRIBER_NOT_FOUND"
 
 
 class _TokenRefused(AuthenticationFailed):

@@ -20,6 +20,7 @@ from .gateway import (
     SendField,
     SendSubscription,
     Subscriber,
+    SubscriberNotFound,
     UserDb,
     UserDbLocked,
     UserDbNotFound,
@@ -167,7 +168,11 @@ class FakeSendGateway:
         self, userdb_id: int, identifier: int, attributes: dict[str, str | None]
     ) -> Subscriber:
         self._check_writable(userdb_id)
-        record = self._records(userdb_id)[identifier]
+        record = self._records(userdb_id).get(identifier)
+        if record is None:
+            raise SubscriberNotFound(
+                f"userdb {userdb_id} has no subscriber {identifier}"
+            )
         record.attributes.update(attributes)
         record.attributes[MODIFIED_FIELD] = _stamp()
         return record

@@ -93,6 +93,12 @@ class InvalidData(SendError):
     code = "SEND_INVALID_DATA"
 
 
+class SubscriberNotFound(InvalidData):
+    """The subscriber a write names does not exist in the userdb."""
+
+    code = "SEND_SUBSCRIBER_NOT_FOUND"
+
+
 class UserDbLocked(SendError):
     retryable = True
     code = "SEND_USERDB_LOCKED"

@@ -3,8 +3,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sources.send.client import SubscriberNotFound
-from sources.send.gateway import AttributeFilter, InvalidData, UserDbLocked
+from sources.send.gateway import (
+    AttributeFilter,
+    InvalidData,
+    SubscriberNotFound,
+    UserDbLocked,
+)
 
 
 def test_it_adds_a_subscriber_and_reads_it_back(gateway, userdb):
