@@ -245,7 +245,6 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": int(SYNC_CLAIM_SECONDS * 4 + SYNC_RELAY_SECONDS)
     }
-SEND_POLL_SECONDS = float(os.environ.get("SEND_POLL_SECONDS", str(SEND_POLL_SECONDS)))
 SYNC_RECONCILE_MINUTES = float(os.environ.get("SYNC_RECONCILE_MINUTES", "15"))
 SYNC_SWEEP_SECONDS = float(os.environ.get("SYNC_SWEEP_SECONDS", "30"))
 SYNC_HISTORY_DAYS = int(os.environ.get("SYNC_HISTORY_DAYS", "30"))
