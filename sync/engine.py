@@ -35,6 +35,7 @@ from sources.send.gateway import (
     MODIFIED_FIELD,
     AttributeFilter,
     InvalidData,
+    RateLimited,
     SendError,
     SendGateway,
     Subscriber,
@@ -50,7 +51,7 @@ from .conversion import (
     to_hub,
     values_hash,
 )
-from .models import Link, OutboxEntry, SyncIssue
+from .models import Link, OutboxEntry, SyncIssue, SyncState
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,15 @@ BATCH_SIZE = 500
 NOT_FOUND_CODE = "SEND_SUBSCRIBER_NOT_FOUND"
 _STATES = {True: "1", False: "-1", None: "0"}
 T = TypeVar("T")
+_LINK_FIELDS = [
+    "subscriber_id",
+    "hub_hash",
+    "send_hash",
+    "values",
+    "subscriptions",
+    "pending_add",
+    "synced_at",
+]
 
 
 @dataclasses.dataclass
@@ -85,6 +95,8 @@ class Context:
     account: str
     mappings: list[FieldMapping]
     rows: list[SubscriptionMapping]
+    # Every record in the userdb was added by this sync (see SyncState).
+    only_ours: bool = False
     _gateway: SendGateway | None = None
 
     @property
@@ -111,6 +123,7 @@ def load_context(source_id: uuid.UUID | str) -> Context | None:
     active = ActiveNode.objects.filter(source=source).select_related("node").first()
     if active is None:
         return None
+    only_ours = SyncState.objects.filter(source=source, only_ours=True).exists()
     return Context(
         source=source,
         node=active.node,
@@ -118,6 +131,7 @@ def load_context(source_id: uuid.UUID | str) -> Context | None:
         writes=active.writes and not active.node.is_aggregate,
         userdb_id=source.send.userdb_id,
         account=source.send.api_key_hash,
+        only_ours=only_ours,
         mappings=list(source.field_map.all()),
         rows=list(
             source.subscription_rows.select_related("hub_system").exclude(
@@ -127,14 +141,22 @@ def load_context(source_id: uuid.UUID | str) -> Context | None:
     )
 
 
-def call(operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run one Send call, retrying passing failures with backoff and jitter."""
+def call(
+    operation: Callable[..., T], *args: Any, repeatable: bool = True, **kwargs: Any
+) -> T:
+    """Run one Send call, retrying passing failures with backoff and jitter.
+
+    A call that is not `repeatable` (an add) is retried here only when Send
+    refused it before doing anything (rate limit): after any other failure
+    it may have been applied, and only a look-up can tell.
+    """
     attempts = int(settings.SYNC_CALL_ATTEMPTS)
     for attempt in range(attempts):
         try:
             return operation(*args, **kwargs)
         except SendError as error:
-            if not error.retryable or attempt == attempts - 1:
+            again = error.retryable and (repeatable or isinstance(error, RateLimited))
+            if not again or attempt == attempts - 1:
                 raise
             pause = settings.SYNC_CALL_BACKOFF_SECONDS * 2**attempt
             logger.info(
@@ -218,7 +240,8 @@ def push_subjects(ctx: Context, ids: Sequence[uuid.UUID], counts: Counts) -> Non
        subscriptions are pushed.
     3. The others are matched by the matching fields and linked, or added
        in batches; several matches are reported, not written.
-    A retryable SendError escapes, so the caller can back off and retry.
+    The links written meanwhile are saved together at the end, even when a
+    retryable SendError escapes so that the caller can back off and retry.
     """
     documents = subject_documents(ctx, ids)
     links = {
@@ -226,25 +249,36 @@ def push_subjects(ctx: Context, ids: Sequence[uuid.UUID], counts: Counts) -> Non
         for link in Link.objects.filter(source=ctx.source, subject_id__in=ids)
     }
     fresh: list[tuple[uuid.UUID, dict[str, Any]]] = []
-    for subject_id in ids:
-        document = documents.get(subject_id)
-        link = links.get(subject_id)
-        try:
-            if document is None or not document.get("enabled", True):
-                _remove(ctx, subject_id, link, counts)
-            elif link is None or link.subscriber_id is None:
-                fresh.append((subject_id, document))
-            elif not _update(ctx, link, document, counts):
-                # The record was deleted in Send: a Hub change sends it anew.
-                fresh.append((subject_id, document))
-        except ConversionError as error:
-            _failed(ctx, counts, error.code, str(error), subject_id, document)
-        except SendError as error:
-            if error.retryable:
-                raise
-            _failed(ctx, counts, error.code, str(error), subject_id, document)
-    if fresh:
-        _add_or_match(ctx, fresh, counts)
+    dirty: list[Link] = []
+    try:
+        for subject_id in ids:
+            document = documents.get(subject_id)
+            link = links.get(subject_id)
+            try:
+                if document is None or not document.get("enabled", True):
+                    _remove(ctx, subject_id, link, counts)
+                elif link is None or link.subscriber_id is None:
+                    fresh.append((subject_id, document))
+                elif not _update(ctx, link, document, counts, dirty):
+                    # The record was deleted in Send: a Hub change sends it
+                    # anew.
+                    fresh.append((subject_id, document))
+            except ConversionError as error:
+                _failed(ctx, counts, error.code, str(error), subject_id, document)
+            except SendError as error:
+                if error.retryable:
+                    raise
+                _failed(ctx, counts, error.code, str(error), subject_id, document)
+        if fresh:
+            _add_or_match(ctx, fresh, counts, dirty, tried=set(links))
+    finally:
+        _save_links(dirty)
+
+
+def _save_links(links: list[Link]) -> None:
+    """Write the links a push changed, in one query."""
+    if links:
+        Link.objects.bulk_update(links, _LINK_FIELDS)
 
 
 def _failed(
@@ -285,8 +319,17 @@ def _remove(
     link.delete()
 
 
-def _update(ctx: Context, link: Link, document: dict[str, Any], counts: Counts) -> bool:
-    """Push a linked subject; return False when its Send record is gone."""
+def _update(
+    ctx: Context,
+    link: Link,
+    document: dict[str, Any],
+    counts: Counts,
+    dirty: list[Link],
+) -> bool:
+    """Push a linked subject; return False when its Send record is gone.
+
+    The link is added to `dirty` for the caller to save.
+    """
     assert link.subscriber_id is not None
     wrote = False
     if ctx.reads:
@@ -312,7 +355,7 @@ def _update(ctx: Context, link: Link, document: dict[str, Any], counts: Counts) 
         link.hub_hash = digest
     wrote = _push_subscriptions(ctx, link, document) or wrote
     link.synced_at = timezone.now()
-    link.save()
+    dirty.append(link)
     if wrote:
         counts.updated += 1
     else:
@@ -377,25 +420,41 @@ def _deleted_in_send(ctx: Context, link: Link) -> None:
 
 
 def _add_or_match(
-    ctx: Context, fresh: list[tuple[uuid.UUID, dict[str, Any]]], counts: Counts
+    ctx: Context,
+    fresh: list[tuple[uuid.UUID, dict[str, Any]]],
+    counts: Counts,
+    dirty: list[Link],
+    tried: set[uuid.UUID],
 ) -> None:
-    """Link subjects with no Send record to their match, or add them."""
+    """Link subjects with no Send record to their match, or add them.
+
+    While the userdb holds only records this sync added, a subject with no
+    link at all was never sent (every add marks its link first), so it
+    cannot be in Send and is added without a look-up. Subjects in `tried`
+    have a link row (a marker left by an add whose answer may have been
+    lost): they are always looked up, so a retry duplicates nothing.
+    """
     if not ctx.reads:
         counts.unchanged += len(fresh)
         return
     prepared: list[tuple[uuid.UUID, dict[str, Any], dict[str, str | None]]] = []
+    to_add = []
     for subject_id, document in fresh:
         try:
-            prepared.append((subject_id, document, hub_to_send(document, ctx.mappings)))
+            values = hub_to_send(document, ctx.mappings)
         except ConversionError as error:
             _failed(ctx, counts, error.code, str(error), subject_id, document)
+            continue
+        if ctx.only_ours and subject_id not in tried:
+            to_add.append((subject_id, document, values))
+        else:
+            prepared.append((subject_id, document, values))
     matches = find_send_matches(ctx, [values for _, _, values in prepared])
-    to_add = []
     for (subject_id, document, values), found in zip(prepared, matches, strict=True):
         if len(found) > 1:
             _ambiguous(ctx, counts, subject_id, values, found)
         elif found:
-            _adopt(ctx, subject_id, document, values, found[0], counts)
+            _adopt(ctx, subject_id, document, values, found[0], counts, dirty)
         else:
             to_add.append((subject_id, document, values))
     for start in range(0, len(to_add), BATCH_SIZE):
@@ -433,6 +492,7 @@ def _adopt(
     values: dict[str, str | None],
     record: Subscriber,
     counts: Counts,
+    dirty: list[Link],
 ) -> None:
     held = Link.objects.filter(source=ctx.source, subscriber_id=record.identifier)
     if held.exclude(subject_id=subject_id).exists():
@@ -445,7 +505,11 @@ def _adopt(
     link.send_hash = values_hash(link.values)
     link.subscriptions = _registrations(ctx, record.attributes)
     link.hub_hash = ""
-    _update(ctx, link, document, counts)
+    _update(ctx, link, document, counts, dirty)
+    # Saved now, so that another subject of the batch matching the same
+    # record sees it taken.
+    _save_links(dirty)
+    dirty.clear()
 
 
 def _add_batch(
@@ -477,18 +541,27 @@ def _add_batch(
         )
     )
     batch = [item for item in batch if item[0] in mine]
+    if not batch:
+        return
     records = [_with_registrations(ctx, doc, values) for _, doc, values in batch]
     try:
-        added = call(ctx.gateway.add_subscribers, ctx.userdb_id, records)
-    except InvalidData:
-        if len(batch) == 1:
+        added = call(
+            ctx.gateway.add_subscribers, ctx.userdb_id, records, repeatable=False
+        )
+    except SendError as error:
+        # This add is over: free the subjects for the next attempt, which
+        # looks them up first since their links exist.
+        Link.objects.filter(source=ctx.source, pending_add=marker).update(
+            pending_add=None
+        )
+        if not isinstance(error, InvalidData) or len(batch) == 1:
             raise
         # The batch is all or none: add one by one to find the bad records.
         for item in batch:
             try:
                 _add_batch(ctx, [item], counts)
-            except InvalidData as error:
-                _failed(ctx, counts, error.code, str(error), item[0], item[1])
+            except InvalidData as bad:
+                _failed(ctx, counts, bad.code, str(bad), item[0], item[1])
         return
     saved = []
     for (subject_id, _, values), record in zip(batch, added, strict=True):
@@ -510,15 +583,7 @@ def _add_batch(
         saved,
         update_conflicts=True,
         unique_fields=["source", "subject_id"],
-        update_fields=[
-            "subscriber_id",
-            "hub_hash",
-            "send_hash",
-            "values",
-            "subscriptions",
-            "pending_add",
-            "synced_at",
-        ],
+        update_fields=_LINK_FIELDS,
     )
     counts.added += len(saved)
 
@@ -643,10 +708,22 @@ def _parse_iso(text: str) -> dt.datetime:
 
 
 def pull_records(ctx: Context, records: Iterable[Subscriber], counts: Counts) -> None:
-    """Apply Send records to the Hub, each on its own (errors are per record)."""
+    """Apply Send records to the Hub, each on its own (errors are per record).
+
+    The links of the whole page are read in one query: most polled records
+    are unchanged (often our own writes), and a query per record made the
+    poll cost as much as the write it reads back.
+    """
+    records = list(records)
+    links = {
+        link.subscriber_id: link
+        for link in Link.objects.filter(
+            source=ctx.source, subscriber_id__in=[r.identifier for r in records]
+        )
+    }
     for record in records:
         try:
-            pull_record(ctx, record, counts)
+            pull_record(ctx, record, counts, links.get(record.identifier))
         except (ConversionError, InvalidData) as error:
             counts.failed += 1
             record_issue(
@@ -669,13 +746,15 @@ def pull_records(ctx: Context, records: Iterable[Subscriber], counts: Counts) ->
             )
 
 
-def pull_record(ctx: Context, record: Subscriber, counts: Counts) -> None:
-    """Apply one Send record to the Hub (fields need W; subscriptions always)."""
+def pull_record(
+    ctx: Context, record: Subscriber, counts: Counts, link: Link | None
+) -> None:
+    """Apply one Send record to the Hub (fields need W; subscriptions always).
+
+    `link` is the record's link as read with its page, None when unlinked.
+    """
     if ctx.node.is_aggregate:
         return
-    link = Link.objects.filter(
-        source=ctx.source, subscriber_id=record.identifier
-    ).first()
     values = _mapped(ctx, record.attributes)
     registrations = _registrations(ctx, record.attributes)
     if link is None:
@@ -701,6 +780,8 @@ def _pull_unlinked(
     counts: Counts,
 ) -> None:
     matches = hub_matches(ctx, values)
+    if ctx.only_ours and not _added_by_us(ctx, record, matches):
+        _other_record_seen(ctx, record)
     if len(matches) > 1:
         counts.conflicts += 1
         record_issue(
@@ -738,6 +819,33 @@ def _pull_unlinked(
         counts.unchanged += 1
         return
     _pull_create(ctx, record, values, registrations, counts)
+
+
+def _added_by_us(ctx: Context, record: Subscriber, matches: list[Customer]) -> bool:
+    """Tell whether an unlinked record is one of our adds still in flight.
+
+    An add marks the link before the call and fills it after the answer,
+    so a poll can read the new record in between.
+    """
+    if len(matches) != 1:
+        return False
+    return (
+        Link.objects.filter(source=ctx.source, subject_id=matches[0].id)
+        .filter(Q(pending_add__isnull=False) | Q(subscriber_id=record.identifier))
+        .exists()
+    )
+
+
+def _other_record_seen(ctx: Context, record: Subscriber) -> None:
+    """Stop adding without a look-up: Send holds a record we did not add."""
+    ctx.only_ours = False
+    SyncState.objects.filter(source=ctx.source, only_ours=True).update(only_ours=False)
+    logger.info(
+        "Send record not added by the sync seen; adds look Send up again."
+        " source=%s subscriber=%s",
+        ctx.source.id,
+        record.identifier,
+    )
 
 
 def _pull_create(

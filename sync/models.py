@@ -31,6 +31,10 @@ class SyncState(models.Model):
     last_reconcile_at = models.DateTimeField(null=True, blank=True)
     last_sweep_at = models.DateTimeField(null=True, blank=True)
     initial_done_at = models.DateTimeField(null=True, blank=True)
+    # True while every record in the userdb was added by this sync: it was
+    # empty when the initial sync began, and no poll has met another record
+    # since. New subjects are then added without looking Send up first.
+    only_ours = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = "sync state"

@@ -10,13 +10,14 @@ import datetime as dt
 import functools
 import logging
 import random
+import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Min, Q, QuerySet
 from django.utils import timezone
 
 from hub.models import Customer, Node
@@ -97,6 +98,55 @@ def _nudge(source_id: uuid.UUID) -> None:
     from .tasks import outbox_relay_task
 
     outbox_relay_task.delay(str(source_id))
+
+
+def outbox_relay_run(source_id: uuid.UUID | str, seconds: float) -> bool:
+    """Relay a source's outbox for up to `seconds`, as one of its few relays.
+
+    1. At most `relay_limit()` relays run per source: a nudge that finds
+       them all busy returns at once, since a running relay drains the
+       outbox. Without this, every Hub write queued a relay that held a
+       worker thread, and polls waited behind them until they expired.
+    2. After letting go of its slot a relay looks once more, so a row whose
+       nudge was turned away meanwhile is not left for the sweep.
+    Return True when time ran out with rows left, for the caller to hand
+    over.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with account_slot(
+                f"relay:{source_id}",
+                wait_seconds=0,
+                limit=relay_limit(),
+                lease_seconds=2 * settings.SYNC_RELAY_SECONDS,
+            ):
+                while outbox_relay(source_id):
+                    if time.monotonic() >= deadline:
+                        return True
+        except NoSlot:
+            return False
+        if not _ready_rows(source_id).exists():
+            return False
+
+
+def relay_limit() -> int:
+    """Return how many relays may run at once per source.
+
+    One call slot of the account stays free, so a poll never waits for
+    relays to finish.
+    """
+    calls = int(settings.SYNC_ACCOUNT_CONCURRENCY)
+    return max(1, min(int(settings.SYNC_RELAY_PARALLELISM), calls - 1))
+
+
+def _ready_rows(source_id: uuid.UUID | str) -> QuerySet[OutboxEntry]:
+    now = timezone.now()
+    return OutboxEntry.objects.filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+        source_id=source_id,
+        available_at__lte=now,
+    )
 
 
 def outbox_relay(source_id: uuid.UUID | str) -> int:
@@ -186,12 +236,15 @@ def _finish(run: SyncRun, counts: engine.Counts, error: str = "") -> None:
 
 
 def pending_sources() -> list[uuid.UUID]:
-    """Return the enabled Send sources with outbox rows ready to go."""
+    """Return the enabled Send sources with outbox rows ready to go, once each."""
     now = timezone.now()
     return list(
         OutboxEntry.objects.filter(source__enabled=True, available_at__lte=now)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         .values_list("source_id", flat=True)
+        # The model's default ordering (id) would join the DISTINCT and
+        # name a source once per row: 100,000 nudges per sweep.
+        .order_by()
         .distinct()
     )
 
@@ -221,10 +274,14 @@ def _sweep_grant(grant: ActiveNode) -> None:
     customers = Customer.objects.filter(
         node_id__in=node.storage_node_ids(), updated_at__gte=since
     ).exclude(updated_by=grant.source_id)
-    rows = []
-    for customer in customers.iterator(chunk_size=2000):
-        for subject in subject_ids(node, customer.id, customer.as_document()):
-            rows.append((subject, customer.updated_at))
+    rows: list[tuple[uuid.UUID, dt.datetime]] = []
+    if not node.is_aggregate:
+        # A customer is its own subject: no document to build.
+        rows += customers.values_list("id", "updated_at").iterator(chunk_size=5000)
+    else:
+        for customer in customers.iterator(chunk_size=2000):
+            for subject in subject_ids(node, customer.id, customer.as_document()):
+                rows.append((subject, customer.updated_at))
     if rows:
         _queue_stale(grant.source_id, rows)
     state.last_sweep_at = started
@@ -276,6 +333,9 @@ def source_changed_record(
     if action == "updated" and changes & _RELINK_CHANGES:
         Link.objects.filter(source=source).delete()
         SyncState.objects.filter(source=source).delete()
+    if not source.enabled:
+        # Nobody watches the userdb while the source is off.
+        SyncState.objects.filter(source=source).update(only_ours=False)
     if not source.enabled or (was_enabled and action == "updated"):
         return
     source_id = str(source.id)
@@ -303,6 +363,11 @@ def source_initial_sync(source_id: uuid.UUID | str) -> int:
     if state.initial_done_at is not None:
         return 0
     run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.INITIAL)
+    # Only a watched userdb may skip look-ups: the poll is what notices a
+    # record someone else adds.
+    watched = not ctx.node.is_aggregate and (ctx.writes or bool(ctx.rows))
+    only_ours = watched and _userdb_empty(ctx)
+    SyncState.objects.filter(pk=state.pk).update(only_ours=only_ours)
     queued = 0
     for chunk in _chunks(_all_subjects(ctx.node), 5000):
         OutboxEntry.objects.bulk_create(
@@ -315,6 +380,17 @@ def source_initial_sync(source_id: uuid.UUID | str) -> int:
     run.save(update_fields=["finished_at"])
     logger.info("Initial sync queued. source=%s subjects=%s", source_id, queued)
     return queued
+
+
+def _userdb_empty(ctx: engine.Context) -> bool:
+    """Tell whether the userdb holds no record; False when Send cannot say."""
+    try:
+        with account_slot(ctx.account):
+            return engine.call(ctx.gateway.count_subscribers, ctx.userdb_id) == 0
+    except (SendError, NoSlot):
+        return False
+    finally:
+        ctx.close()
 
 
 def _all_subjects(node: Node) -> Iterable[uuid.UUID]:
@@ -382,7 +458,11 @@ def source_poll(source_id: uuid.UUID | str) -> int:
         ctx.close()
         state.last_poll_at = timezone.now()
         state.poll_lease_until = None
-        state.save()
+        # Only the poll's own fields: the initial sync, the sweep and the
+        # reconciliation write the same row meanwhile.
+        state.save(
+            update_fields=["last_poll_at", "poll_lease_until", "last_poll_ok_at"]
+        )
     if counts.added or counts.updated or counts.failed or counts.conflicts:
         run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.POLL)
         _finish(run, counts)
@@ -460,9 +540,8 @@ def source_reconcile(source_id: uuid.UUID | str) -> int:
     counts = engine.Counts()
     started = timezone.now()
     try:
-        with account_slot(ctx.account):
-            present = _read_all(ctx, counts)
-            gone = _unlink_deleted(ctx, present, started, counts)
+        present = _read_all(ctx, counts)
+        gone = _unlink_deleted(ctx, present, started, counts)
         _finish(run, counts)
     except (SendError, NoSlot) as error:
         gone = 0
@@ -492,13 +571,16 @@ def _read_all(ctx: engine.Context, counts: engine.Counts) -> set[int]:
     present: set[int] = set()
     page = 1
     while True:
-        records = engine.call(
-            ctx.gateway.find_subscribers_by,
-            ctx.userdb_id,
-            [],
-            page=page,
-            page_size=engine.BATCH_SIZE,
-        )
+        # A slot per page, not per pass: a pass over a large userdb takes
+        # minutes, mostly in the database, and must not keep the poll out.
+        with account_slot(ctx.account):
+            records = engine.call(
+                ctx.gateway.find_subscribers_by,
+                ctx.userdb_id,
+                [],
+                page=page,
+                page_size=engine.BATCH_SIZE,
+            )
         present.update(record.identifier for record in records)
         if ctx.writes or ctx.rows:
             engine.pull_records(ctx, records, counts)
@@ -517,7 +599,11 @@ def _unlink_deleted(
     for link in missing.iterator():
         assert link.subscriber_id is not None
         # Offset paging can miss a record that moved: ask for it by id.
-        if engine.call(ctx.gateway.get_subscriber, ctx.userdb_id, link.subscriber_id):
+        with account_slot(ctx.account):
+            record = engine.call(
+                ctx.gateway.get_subscriber, ctx.userdb_id, link.subscriber_id
+            )
+        if record is not None:
             continue
         engine.record_issue(
             ctx,

@@ -27,9 +27,26 @@ class NoSlot(Exception):
 
 
 @contextlib.contextmanager
-def account_slot(account: str, *, wait_seconds: float = 30.0) -> Iterator[None]:
-    """Hold one of the account's call slots for the duration of the block."""
-    holder = _acquire(account, wait_seconds)
+def account_slot(
+    account: str,
+    *,
+    wait_seconds: float = 30.0,
+    limit: int | None = None,
+    lease_seconds: float | None = None,
+) -> Iterator[None]:
+    """Hold one of the account's call slots for the duration of the block.
+
+    `account` may name any pool of slots (relays use one per source);
+    `limit` defaults to SYNC_ACCOUNT_CONCURRENCY and `lease_seconds` to
+    SYNC_SLOT_LEASE_SECONDS.
+    """
+    size = int(settings.SYNC_ACCOUNT_CONCURRENCY) if limit is None else limit
+    lease = timedelta(
+        seconds=settings.SYNC_SLOT_LEASE_SECONDS
+        if lease_seconds is None
+        else lease_seconds
+    )
+    holder = _acquire(account, wait_seconds, size, lease)
     try:
         yield
     finally:
@@ -38,14 +55,15 @@ def account_slot(account: str, *, wait_seconds: float = 30.0) -> Iterator[None]:
         )
 
 
-def _acquire(account: str, wait_seconds: float) -> uuid.UUID:
-    limit = int(settings.SYNC_ACCOUNT_CONCURRENCY)
+def _acquire(
+    account: str, wait_seconds: float, limit: int, lease: timedelta
+) -> uuid.UUID:
     _ensure_slots(account, limit)
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
     while True:
         holder = uuid.uuid4()
-        if _try_lease(account, limit, holder):
+        if _try_lease(account, limit, holder, lease):
             return holder
         if time.monotonic() > deadline:
             raise NoSlot(account)
@@ -53,9 +71,8 @@ def _acquire(account: str, wait_seconds: float) -> uuid.UUID:
         delay = min(delay * 2, 1.0)
 
 
-def _try_lease(account: str, limit: int, holder: uuid.UUID) -> bool:
+def _try_lease(account: str, limit: int, holder: uuid.UUID, lease: timedelta) -> bool:
     now = timezone.now()
-    lease = timedelta(seconds=settings.SYNC_SLOT_LEASE_SECONDS)
     for number in random.sample(range(limit), limit):
         # The conditional UPDATE is the claim: only one worker sees a row
         # count of 1 for a slot whose lease has run out.

@@ -8,7 +8,6 @@ quietly when its source is gone.
 from __future__ import annotations
 
 import logging
-import time
 
 from celery import shared_task
 from django.conf import settings
@@ -21,12 +20,9 @@ logger = logging.getLogger(__name__)
 @shared_task
 def outbox_relay_task(source_id: str) -> None:
     """Push a source's pending outbox rows in batches, for a bounded time."""
-    deadline = time.monotonic() + settings.SYNC_RELAY_SECONDS
-    while time.monotonic() < deadline:
-        if not services.outbox_relay(source_id):
-            return
-    # Time is up with rows left: hand over instead of holding the worker.
-    outbox_relay_task.delay(source_id)
+    if services.outbox_relay_run(source_id, settings.SYNC_RELAY_SECONDS):
+        # Time is up with rows left: hand over instead of holding the worker.
+        outbox_relay_task.delay(source_id)
 
 
 @shared_task
@@ -45,7 +41,7 @@ def source_reconcile_task(source_id: str) -> None:
 def source_initial_sync_task(source_id: str) -> None:
     """Queue a newly enabled source's subjects, then wake its relays and poll."""
     services.source_initial_sync(source_id)
-    for _ in range(settings.SYNC_RELAY_PARALLELISM):
+    for _ in range(services.relay_limit()):
         outbox_relay_task.delay(source_id)
     source_poll_task.delay(source_id)
 
