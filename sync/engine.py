@@ -621,6 +621,13 @@ def find_send_matches(
             key = match_key(values[first.send_field], first.hub_field)
             wanted.setdefault(key, []).append(index)
     found = _lookup(ctx, first, [candidates[i[0]] for i in wanted.values()])
+    if hub_field_type(first.hub_field) == EMAIL:
+        seen = {
+            match_key(r.attributes.get(first.send_field), first.hub_field)
+            for r in found
+        }
+        missed = [key for key in wanted if key not in seen]
+        found += _lookup_case_blind(ctx, first, missed)
     for record in found:
         key = match_key(record.attributes.get(first.send_field), first.hub_field)
         for index in wanted.get(key, []):
@@ -650,6 +657,23 @@ def _lookup(
             ctx.gateway.find_subscribers, ctx.userdb_id, field.send_field, text
         ):
             found[record.identifier] = record
+    return list(found.values())
+
+
+def _lookup_case_blind(
+    ctx: Context, field: FieldMapping, keys: list[str]
+) -> list[Subscriber]:
+    """Find emails that `IN` missed because Send holds them in other case.
+
+    `IN` compares as written; LIKE compares without regard to case, and
+    `%` around the value finds it with spaces around. Wildcards (`_` is
+    common in emails) only widen the answer, which the caller compares
+    again. One call per value, so only for the misses.
+    """
+    found: dict[int, Subscriber] = {}
+    for key in keys:
+        where = [AttributeFilter(field.send_field, f"%{key}%", "LIKE")]
+        found |= {record.identifier: record for record in _all_pages(ctx, where)}
     return list(found.values())
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import itertools
+import re
 from collections.abc import Iterable, Sequence
 
 from .gateway import (
@@ -55,6 +56,10 @@ def _stamp() -> str:
 def _matches(value: str | None, where: AttributeFilter) -> bool:
     if where.mode == "IN":
         return value in where.value.split(",")
+    if where.mode == "LIKE":
+        # SQL LIKE as the emulator's SQLite runs it: case-blind, % and _.
+        pattern = re.escape(where.value).replace("%", ".*").replace("_", ".")
+        return re.fullmatch(pattern, value or "", re.IGNORECASE) is not None
     if where.mode == "GREATER_EQUALS":
         return value is not None and value >= where.value
     return value == where.value

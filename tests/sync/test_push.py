@@ -166,3 +166,19 @@ def test_a_new_subscribed_customer_is_added_subscribed(setup, fake_send):
     relay(setup)
     (record,) = records(fake_send).values()
     assert record["news_status"] == "1"
+
+
+def test_an_email_in_other_case_in_send_is_matched_not_duplicated(setup, fake_send):
+    gateway(fake_send).add_subscriber(7, {"email": " Ada.Lovelace@Example.COM"})
+    hub.customer_create(
+        node=setup.node,
+        data={
+            "base": {
+                "firstName": "Ada",
+                "contacts": {"email": "ada.lovelace@example.com"},
+            }
+        },
+    )
+    relay(setup)
+    (record,) = records(fake_send).values()
+    assert record["firstName"] == "Ada"
