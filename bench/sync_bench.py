@@ -156,6 +156,7 @@ def main() -> None:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
+    from django.db import connection
 
     from hub import services as hub
     from hub.models import Customer, Node, Workspace
@@ -196,6 +197,10 @@ def main() -> None:
                 Customer.objects.bulk_create(batch)
                 batch = []
         Customer.objects.bulk_create(batch)
+        # Fresh statistics, as autovacuum would leave them after a bulk load
+        # (it is off on some development servers).
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
         env = {
             **os.environ,
             "SEND_POLL_SECONDS": "1",

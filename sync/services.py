@@ -10,14 +10,16 @@ import datetime as dt
 import functools
 import logging
 import random
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, reset_queries, transaction
-from django.db.models import F, Min, Q, QuerySet
+from django.db.models import Exists, F, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from hub.models import Customer, Node
@@ -34,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 # Changes after which the links and the cursor describe another userdb.
 _RELINK_CHANGES = {Change.NODE, Change.USERDB, Change.API_KEY}
+# Relays running in this process, per source id.
+_local_relays: Counter[str] = Counter()
+_local_relays_lock = threading.Lock()
 
 
 # The outbox.
@@ -107,16 +112,24 @@ def outbox_relay_run(source_id: uuid.UUID | str, seconds: float) -> bool:
        them all busy returns at once, since a running relay drains the
        outbox. Without this, every Hub write queued a relay that held a
        worker thread, and polls waited behind them until they expired.
-    2. After letting go of its slot a relay looks once more, so a row whose
+    2. The slots are rows in the database (shared by every worker); the
+       relays of this process are also counted in memory, so that a busy
+       worker turns nudges away without opening a connection.
+    3. After letting go of its slot a relay looks once more, so a row whose
        nudge was turned away meanwhile is not left for the sweep.
     Return True when time ran out with rows left, for the caller to hand
     over.
     """
     deadline = time.monotonic() + seconds
+    key = str(source_id)
     while True:
+        with _local_relays_lock:
+            if _local_relays[key] >= relay_limit():
+                return False
+            _local_relays[key] += 1
         try:
             with account_slot(
-                f"relay:{source_id}",
+                f"relay:{key}",
                 wait_seconds=0,
                 limit=relay_limit(),
                 lease_seconds=2 * settings.SYNC_RELAY_SECONDS,
@@ -129,6 +142,9 @@ def outbox_relay_run(source_id: uuid.UUID | str, seconds: float) -> bool:
                         return True
         except NoSlot:
             return False
+        finally:
+            with _local_relays_lock:
+                _local_relays[key] -= 1
         if not _ready_rows(source_id).exists():
             return False
 
@@ -279,8 +295,18 @@ def _sweep_grant(grant: ActiveNode) -> None:
     ).exclude(updated_by=grant.source_id)
     rows: list[tuple[uuid.UUID, dt.datetime]] = []
     if not node.is_aggregate:
-        # A customer is its own subject: no document to build.
-        rows += customers.values_list("id", "updated_at").iterator(chunk_size=5000)
+        # A customer is its own subject: the database picks the stale ones,
+        # so a large import inside the window costs no Python per customer.
+        queued = OutboxEntry.objects.filter(
+            source_id=grant.source_id, subject_id=OuterRef("pk")
+        )
+        synced = Link.objects.filter(
+            source_id=grant.source_id,
+            subject_id=OuterRef("pk"),
+            synced_at__gte=OuterRef("updated_at"),
+        )
+        stale = customers.filter(~Exists(queued), ~Exists(synced))
+        rows += stale.values_list("id", "updated_at").iterator(chunk_size=5000)
     else:
         for customer in customers.iterator(chunk_size=2000):
             for subject in subject_ids(node, customer.id, customer.as_document()):
