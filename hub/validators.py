@@ -62,9 +62,11 @@ def _text(fmt: str | None = None) -> dict[str, Any]:
     return schema
 
 
-def _strict(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def _strict(
+    properties: dict[str, Any], nullable: bool = True, **extra: Any
+) -> dict[str, Any]:
     return {
-        "type": ["object", "null"],
+        "type": ["object", "null"] if nullable else "object",
         "properties": properties,
         "additionalProperties": False,
         **extra,
@@ -87,9 +89,10 @@ SUBSCRIPTION_SCHEMA = _strict(
         "updatedAt": _text("date-time"),
         "preferences": {
             "type": ["array", "null"],
-            "items": _strict({"key": _text(), "value": _text()}),
+            "items": _strict({"key": _text(), "value": _text()}, nullable=False),
         },
     },
+    nullable=False,
     required=["id"],
 )
 

@@ -77,6 +77,11 @@ def test_it_records_the_writing_source(node):
         ({"base": {"nickname": "Ada"}}, "base.nickname"),
         ({"base": {"address": {"geo": {"lat": 123}}}}, "base.address.geo.lat"),
         ({"base": {"subscriptions": [{"name": "no id"}]}}, "base.subscriptions.0.id"),
+        ({"base": {"subscriptions": [None]}}, "base.subscriptions.0"),
+        (
+            {"base": {"subscriptions": [{"id": "news", "preferences": [None]}]}},
+            "base.subscriptions.0.preferences.0",
+        ),
         ({"tags": {"manual": [1]}}, "tags.manual.0"),
         ({"enabled": "yes"}, "enabled"),
         ({"externalId": ""}, "externalId"),
