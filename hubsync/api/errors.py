@@ -102,10 +102,14 @@ def django_error_items(error: ValidationError) -> list[ErrorItem]:
 
 
 def _item(field: str | None, error: ValidationError) -> ErrorItem:
-    message = str(error.message)
-    if error.params:
-        message = message % error.params
-    return {"field": field, "code": str(error.code or "invalid"), "message": message}
+    # Interpolate before converting: a lazy plural message (max_length and
+    # friends) picks its form from the params and is empty without them.
+    message = error.message % error.params if error.params else error.message
+    return {
+        "field": field,
+        "code": str(error.code or "invalid"),
+        "message": str(message),
+    }
 
 
 def drf_error_items(detail: Any, prefix: str = "") -> Iterator[ErrorItem]:

@@ -168,3 +168,18 @@ def test_too_many_requests_for_a_token_is_429(admin, workspace, monkeypatch):
     response = admin.get(url)
     assert_error(response, 429, "throttled")
     assert int(response["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("tail", "body"),
+    [
+        ("configuration/nodes/entries", {"name": "n" * 10_000}),
+        ("configuration/subscription-systems", {"id": "news", "name": "n" * 10_000}),
+    ],
+)
+def test_a_value_over_its_column_size_is_400_saying_why(admin, workspace, tail, body):
+    response = admin.post(ws_url(workspace, tail), body, format="json")
+
+    error = assert_error(response, 400, "max_length", "name")["errors"][0]
+    assert "200" in error["message"]
+    assert not Node.objects.exists()
