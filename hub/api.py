@@ -444,6 +444,15 @@ class CustomersView(ApiView):
     )
     def get(self, request: Request, workspace_id: uuid.UUID) -> Response:
         context = CustomerContext(request, workspace_id)
+        if "query" in request.query_params:
+            # Answering every customer to a filtered request would mislead
+            # the client (and anything it then does with the list).
+            raise ApiError(
+                400,
+                "Contacthub queries are not supported; filter by nodeId.",
+                "unsupported",
+                "query",
+            )
         render = _renderer(request)
         external_id = request.query_params.get("externalId")
         node_id = request.query_params.get("nodeId")

@@ -154,6 +154,19 @@ def test_page_size_over_100_is_refused(admin, workspace):
     assert_error(admin.get(url, {"size": "ten"}), 400, "invalid", "size")
 
 
+def test_a_contacthub_query_filter_is_refused_rather_than_ignored(
+    admin, workspace, node
+):
+    CustomerFactory(node=node)
+    query = '{"name": "q", "query": {"type": "simple", "name": "query"}}'
+
+    response = admin.get(
+        ws_url(workspace, "customers"), {"nodeId": str(node.id), "query": query}
+    )
+
+    assert_error(response, 400, "unsupported", "query")
+
+
 def test_an_aggregate_node_lists_merged_profiles(admin, workspace):
     one, two = NodeFactory(workspace=workspace), NodeFactory(workspace=workspace)
     aggregate = AggregateNodeFactory(workspace=workspace, entries=[one, two])
