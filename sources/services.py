@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -41,6 +41,7 @@ from .models import (
 from .rules import (
     CONSTRAINT_CODES,
     Change,
+    Code,
     aggregate_permission_violation,
     creation_violations,
     unmet_requirements,
@@ -228,6 +229,7 @@ def source_update(
         before = _snapshot(locked)
         changes = _changes(locked, spec)
         if locked.is_send:
+            _check_unchanged_meanwhile(changes, info)
             _check_send_update(locked, spec, changes, info, errors)
         errors.raise_if_any()
 
@@ -301,6 +303,24 @@ _CHANGES_NEEDING_SEND = {
     Change.FIELD_MAP,
     Change.SUBSCRIPTIONS,
 }
+
+
+def _check_unchanged_meanwhile(changes: set[Change], info: UserDbInfo | None) -> None:
+    """Refuse a write whose Send checks were skipped on an outdated view.
+
+    Send is asked before the lock is taken; when another write landed in
+    between, the locked source can need checks (the userdb's size, the
+    rows) that nobody made, so the client must read the source again.
+    """
+    if info is None and changes & _CHANGES_NEEDING_SEND:
+        raise ValidationError(
+            {
+                NON_FIELD_ERRORS: ValidationError(
+                    "The source changed during this request; read it and retry.",
+                    code=Code.SOURCE_CHANGED,
+                )
+            }
+        )
 
 
 def _check_common(

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 from django.core.exceptions import ValidationError
 
-from sources.models import SourceChange
+from sources.models import Source, SourceChange
 from sources.rules import MODIFICATION_TABLE, Change, Requirement, requirements_for
 from sources.send.gateway import SendCredentials, SendSubscription
 from sources.services import (
@@ -297,3 +297,17 @@ def test_the_field_map_keeps_first_name_row(fake_send):
     scene = Scene(fake_send, enabled=False, crowded=False)
 
     assert FIRST_NAME in source_spec(scene.source).send.fields
+
+
+def test_a_userdb_change_made_meanwhile_is_not_undone_unchecked(fake_send):
+    scene = Scene(fake_send, enabled=False, crowded=False)
+    stale = Source.objects.select_related("send").get(pk=scene.source.pk)
+    renamed = dataclasses.replace(source_spec(stale), name="Renamed")
+    source_update(source=scene.source, spec=scene.proposal({Change.USERDB}))
+    fake_send.seed(TEST_CREDENTIALS, 7, fields=USERDB_FIELDS, subscribers=2)
+
+    with pytest.raises(ValidationError) as error:
+        source_update(source=stale, spec=renamed)
+
+    assert codes(error.value) == {"SOURCE_CHANGED"}
+    assert Source.objects.get(pk=stale.pk).send.userdb_id == 8
