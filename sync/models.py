@@ -54,8 +54,12 @@ class OutboxEntry(models.Model):
         CHANGED = "changed", "Changed"
         DELETED = "deleted", "Deleted"
 
+    # Every look-up by source goes through the indexes below.
     source = models.ForeignKey(
-        "sources.Source", on_delete=models.CASCADE, related_name="outbox"
+        "sources.Source",
+        on_delete=models.CASCADE,
+        related_name="outbox",
+        db_index=False,
     )
     subject_id = models.UUIDField()
     action = models.CharField(max_length=10, choices=Action.choices)
@@ -70,7 +74,6 @@ class OutboxEntry(models.Model):
         indexes = [
             models.Index(fields=["source", "available_at"]),
             models.Index(fields=["source", "subject_id"]),
-            models.Index(fields=["claim"]),
         ]
 
     def __str__(self) -> str:
@@ -87,8 +90,13 @@ class Link(models.Model):
     record whose add may have reached Send without the answer reaching us.
     """
 
+    # The unique (source, subject) index serves look-ups by source; a
+    # separate one only cost writes and misled the planner.
     source = models.ForeignKey(
-        "sources.Source", on_delete=models.CASCADE, related_name="sync_links"
+        "sources.Source",
+        on_delete=models.CASCADE,
+        related_name="sync_links",
+        db_index=False,
     )
     subject_id = models.UUIDField()
     subscriber_id = models.BigIntegerField(null=True, blank=True)

@@ -115,8 +115,10 @@ def outbox_relay_run(source_id: uuid.UUID | str, seconds: float) -> bool:
     2. The slots are rows in the database (shared by every worker); the
        relays of this process are also counted in memory, so that a busy
        worker turns nudges away without opening a connection.
-    3. After letting go of its slot a relay looks once more, so a row whose
-       nudge was turned away meanwhile is not left for the sweep.
+    3. A trickle of changes needs one relay: one that claims less than a
+       full batch while others of this process run lets its thread go.
+    4. The last relay of this process to stop looks once more, so a row
+       whose nudge was turned away meanwhile is not left for the sweep.
     Return True when time ran out with rows left, for the caller to hand
     over.
     """
@@ -134,18 +136,30 @@ def outbox_relay_run(source_id: uuid.UUID | str, seconds: float) -> bool:
                 limit=relay_limit(),
                 lease_seconds=2 * settings.SYNC_RELAY_SECONDS,
             ):
-                while outbox_relay(source_id):
-                    # With DEBUG on, Django keeps a thread's last 9,000
-                    # queries; a relay's bulk writes make that tens of MB.
-                    reset_queries()
-                    if time.monotonic() >= deadline:
-                        return True
+                if _drain(source_id, key, deadline):
+                    return True
         except NoSlot:
             return False
         finally:
             with _local_relays_lock:
                 _local_relays[key] -= 1
-        if not _ready_rows(source_id).exists():
+                last = _local_relays[key] == 0
+        if not last or not _ready_rows(source_id).exists():
+            return False
+
+
+def _drain(source_id: uuid.UUID | str, key: str, deadline: float) -> bool:
+    """Relay batches until the outbox is empty, a trickle, or time is up."""
+    while True:
+        handled = outbox_relay(source_id)
+        # With DEBUG on, Django keeps a thread's last 9,000 queries; a
+        # relay's bulk writes make that tens of MB.
+        reset_queries()
+        if not handled:
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        if handled < engine.BATCH_SIZE and _local_relays[key] > 1:
             return False
 
 
