@@ -112,8 +112,11 @@ class Link(models.Model):
             models.UniqueConstraint(
                 fields=["source", "subject_id"], name="sync_link_subject_unique"
             ),
+            # Send identifier first: polls look links up by many of them,
+            # and a leading column the look-up names is used whatever the
+            # statistics say.
             models.UniqueConstraint(
-                fields=["source", "subscriber_id"],
+                fields=["subscriber_id", "source"],
                 condition=models.Q(subscriber_id__isnull=False),
                 name="sync_link_subscriber_unique",
             ),
