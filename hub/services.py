@@ -8,14 +8,16 @@ written with the change or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from .documents import merge_patch
@@ -138,7 +140,29 @@ def node_update(
 
 
 def node_delete(*, node: Node) -> None:
-    """Delete a node that holds no customer, has no source and feeds no aggregate."""
+    """Delete a node that holds no customer, has no source and feeds no aggregate.
+
+    The node row is locked before the checks: a customer or source being
+    written to it holds a key lock on it, so the checks see every one that
+    commits first, and later ones wait and then find the node gone.
+    """
+    with transaction.atomic():
+        locked = Node.objects.select_for_update().filter(pk=node.pk).first()
+        if locked is None:
+            return
+        errors = _node_uses(locked)
+        if errors:
+            raise ValidationError({"nodeId": errors})
+        try:
+            with transaction.atomic():
+                locked.delete()
+        except (IntegrityError, ProtectedError) as error:
+            raise ValidationError(
+                {"nodeId": ValidationError("The node is in use.", code="NODE_IN_USE")}
+            ) from error
+
+
+def _node_uses(node: Node) -> list[ValidationError]:
     errors = []
     if node.kind == Node.Kind.ENTRY and not node.is_empty():
         errors.append(
@@ -152,9 +176,7 @@ def node_delete(*, node: Node) -> None:
         errors.append(
             ValidationError("An aggregate node merges it.", code="NODE_IN_AGGREGATE")
         )
-    if errors:
-        raise ValidationError({"nodeId": errors})
-    node.delete()
+    return errors
 
 
 def validate_aggregate(node: Node, entries: list[Node]) -> None:
@@ -223,7 +245,7 @@ def customer_create(
         updated_by=source_id,
     )
     _apply(customer, document)
-    with transaction.atomic():
+    with _node_still_there(node), transaction.atomic():
         _save_unique(customer, force_insert=True)
         changes = subscription_changes(None, customer.base, now)
         customer_changed.send(
@@ -310,6 +332,23 @@ def _customer_write(
             source_id=source_id,
         )
     return locked
+
+
+@contextlib.contextmanager
+def _node_still_there(node: Node) -> Iterator[None]:
+    """Report a node deleted during the write as such, not as a crash.
+
+    The foreign key is checked when the transaction commits, after the
+    node's own checks, so a node deleted meanwhile surfaces here.
+    """
+    try:
+        yield
+    except IntegrityError as error:
+        if Node.objects.filter(pk=node.pk).exists():
+            raise
+        raise ValidationError(
+            {"nodeId": ValidationError("The node was deleted.", code="not_found")}
+        ) from error
 
 
 def _check_writable(node: Node) -> None:

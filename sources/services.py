@@ -689,6 +689,22 @@ def _write_subscription_rows(
         system.system_id: system
         for system in SubscriptionSystem.objects.filter(workspace=source.workspace)
     }
+    missing = [
+        row.hub_subscription_id
+        for row in send.subscriptions
+        if row.hub_subscription_id not in systems
+    ]
+    if missing:
+        # Deleted between the checks and this write.
+        raise ValidationError(
+            {
+                "properties.subscriptions": ValidationError(
+                    "There is no Hub subscription system %(id)s.",
+                    code="invalid_hub_subscription",
+                    params={"id": missing[0]},
+                )
+            }
+        )
     source.subscription_rows.all().delete()
     SubscriptionMapping.objects.bulk_create(
         SubscriptionMapping(
@@ -807,4 +823,10 @@ def _broken_rule(error: IntegrityError) -> tuple[str, str, str] | None:
         return CONSTRAINT_CODES["sources_activenode_one_send_source_per_node"]
     if "sources_sendoptions.api_key_hash" in text:
         return CONSTRAINT_CODES["sources_sendoptions_one_node_per_userdb"]
+    if "foreign key" in text.lower():
+        return (
+            "nodes",
+            Code.SOURCE_CHANGED,
+            "A node was deleted while the source was written; read it and retry.",
+        )
     return None

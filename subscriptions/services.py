@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 
 from hub.models import Workspace
 
@@ -46,13 +47,22 @@ def subscription_system_update(
 
 def subscription_system_delete(*, system: SubscriptionSystem) -> None:
     """Delete a subscription system no source maps."""
-    if system.mappings.exists():
-        raise ValidationError(
-            {
-                "id": ValidationError(
-                    "A Send source synchronizes this subscription system.",
-                    code="SUBSCRIPTION_SYSTEM_IN_USE",
-                )
-            }
-        )
-    system.delete()
+    in_use = ValidationError(
+        {
+            "id": ValidationError(
+                "A Send source synchronizes this subscription system.",
+                code="SUBSCRIPTION_SYSTEM_IN_USE",
+            )
+        }
+    )
+    with transaction.atomic():
+        locked = SubscriptionSystem.objects.select_for_update().filter(pk=system.pk)
+        if locked.first() is None:
+            return
+        if system.mappings.exists():
+            raise in_use
+        try:
+            with transaction.atomic():
+                system.delete()
+        except (IntegrityError, ProtectedError) as error:
+            raise in_use from error
