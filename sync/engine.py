@@ -458,7 +458,7 @@ def _add_or_match(
         else:
             to_add.append((subject_id, document, values))
     for start in range(0, len(to_add), BATCH_SIZE):
-        _add_batch(ctx, to_add[start : start + BATCH_SIZE], counts)
+        _add_batch(ctx, to_add[start : start + BATCH_SIZE], counts, tried)
 
 
 def _ambiguous(
@@ -516,8 +516,12 @@ def _add_batch(
     ctx: Context,
     batch: list[tuple[uuid.UUID, dict[str, Any], dict[str, str | None]]],
     counts: Counts,
+    tried: set[uuid.UUID],
 ) -> None:
-    """Add records in one call, marking them first so a retry looks them up."""
+    """Add records in one call, marking them first so a retry looks them up.
+
+    `tried` holds the subjects that had a link row when the push began.
+    """
     marker = uuid.uuid4()
     ids = [subject_id for subject_id, _, _ in batch]
     now = timezone.now()
@@ -525,16 +529,28 @@ def _add_batch(
     # after that its add either reached Send (the look-up found it) or not.
     stale = now - dt.timedelta(seconds=settings.SYNC_CLAIM_SECONDS)
     with transaction.atomic():
+        # New rows carry the marker from the start; only rows that existed
+        # (an earlier attempt, another relay) need the conditional update.
         Link.objects.bulk_create(
-            [Link(source=ctx.source, subject_id=s, synced_at=now) for s in ids],
+            [
+                Link(
+                    source=ctx.source,
+                    subject_id=subject_id,
+                    synced_at=now,
+                    pending_add=marker,
+                    values=values,
+                )
+                for subject_id, _, values in batch
+            ],
             ignore_conflicts=True,
         )
-        Link.objects.filter(
-            Q(pending_add__isnull=True) | Q(synced_at__lt=stale),
-            source=ctx.source,
-            subject_id__in=ids,
-            subscriber_id__isnull=True,
-        ).update(pending_add=marker, synced_at=now)
+        if tried.intersection(ids):
+            Link.objects.filter(
+                Q(pending_add__isnull=True) | Q(synced_at__lt=stale),
+                source=ctx.source,
+                subject_id__in=tried.intersection(ids),
+                subscriber_id__isnull=True,
+            ).update(pending_add=marker, synced_at=now)
     mine = set(
         Link.objects.filter(source=ctx.source, pending_add=marker).values_list(
             "subject_id", flat=True
@@ -559,7 +575,7 @@ def _add_batch(
         # The batch is all or none: add one by one to find the bad records.
         for item in batch:
             try:
-                _add_batch(ctx, [item], counts)
+                _add_batch(ctx, [item], counts, tried | {item[0]})
             except InvalidData as bad:
                 _failed(ctx, counts, bad.code, str(bad), item[0], item[1])
         return
@@ -745,7 +761,14 @@ def pull_records(ctx: Context, records: Iterable[Subscriber], counts: Counts) ->
             source=ctx.source, subscriber_id__in=[r.identifier for r in records]
         )
     }
+    unlinked = [r for r in records if r.identifier not in links]
+    in_flight = _adds_in_flight(ctx) if unlinked else set()
     for record in records:
+        if record.identifier not in links and _key(ctx, record) in in_flight:
+            # Our own add, read back before its link was written: the relay
+            # writes the link from the same answer.
+            counts.unchanged += 1
+            continue
         try:
             pull_record(ctx, record, counts, links.get(record.identifier))
         except (ConversionError, InvalidData) as error:
@@ -768,6 +791,32 @@ def pull_records(ctx: Context, records: Iterable[Subscriber], counts: Counts) ->
                 subscriber_id=record.identifier,
                 payload={"send": _mapped(ctx, record.attributes)},
             )
+
+
+def _adds_in_flight(ctx: Context) -> set[str]:
+    """Return the match keys of the records our relays are adding now.
+
+    A poll reads new records a moment before their links are written;
+    matching each against the Hub costs a scan of the node's customers.
+    """
+    if not ctx.matching:
+        return set()
+    first = ctx.matching[0]
+    pending = Link.objects.filter(
+        source=ctx.source, pending_add__isnull=False, subscriber_id__isnull=True
+    ).values_list("values", flat=True)
+    keys = {
+        match_key(values.get(first.send_field), first.hub_field) for values in pending
+    }
+    keys.discard("")
+    return keys
+
+
+def _key(ctx: Context, record: Subscriber) -> str | None:
+    if not ctx.matching:
+        return None
+    first = ctx.matching[0]
+    return match_key(record.attributes.get(first.send_field), first.hub_field)
 
 
 def pull_record(

@@ -87,7 +87,8 @@ class Link(models.Model):
     to or read from each side; `values` are those values in Send's text
     form (to tell which fields changed), and `subscriptions` the last known
     registration state per Hub subscription system. `pending_add` marks a
-    record whose add may have reached Send without the answer reaching us.
+    record whose add may have reached Send without the answer reaching us;
+    while it is set, `values` are the values being added.
     """
 
     # The unique (source, subject) index serves look-ups by source; a

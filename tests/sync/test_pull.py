@@ -198,3 +198,25 @@ def test_several_hub_matches_are_reported(setup, fake_send):
     issue = SyncIssue.objects.get()
     assert issue.code == "SYNC_SEVERAL_MATCHES"
     assert len(issue.payload["hub"]) == 2
+
+
+def test_a_poll_reading_our_add_before_its_link_touches_no_customer(
+    setup, fake_send, monkeypatch
+):
+    from sync import engine
+
+    customer = hub.customer_create(node=setup.node, data=customer_data())
+    real_add = type(gateway(fake_send)).add_subscribers
+
+    def add_then_poll(self, userdb_id, batch):
+        added = real_add(self, userdb_id, batch)
+        monkeypatch.setattr(engine, "hub_matches", None)  # must not be needed
+        poll(setup)
+        return added
+
+    monkeypatch.setattr(type(gateway(fake_send)), "add_subscribers", add_then_poll)
+    relay(setup)
+    customer.refresh_from_db()
+    assert customer.updated_by is None
+    link = Link.objects.get()
+    assert link.subscriber_id is not None and link.pending_add is None
