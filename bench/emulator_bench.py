@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,8 @@ from django.conf import settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from send_emulator import process as emulator_process  # noqa: E402
 
 NS = "urn:send-emulator:clab"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -52,34 +53,6 @@ def record(prefix: str, number: int) -> dict[str, str | None]:
         "age": str(18 + number % 70),
         "birthday": f"19{50 + number % 50}-0{1 + number % 9}-1{number % 10}",
     }
-
-
-def start_emulator(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    log_path = folder / "emulator.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "send_emulator",
-                "--port=0",
-                f"--data={folder / 'bench.sqlite3'}",
-                "--requests-per-second=0",
-                "--max-concurrency=0",
-                "--log-level=WARNING",
-            ],
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        text = log_path.read_text()
-        if "listening on " in text:
-            return process, text.split("listening on ", 1)[1].split()[0]
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit(f"the emulator did not start:\n{log_path.read_text()}")
 
 
 class RawClient:
@@ -149,12 +122,13 @@ def main() -> None:
     total = args.subscribers - args.subscribers % BATCH
 
     with tempfile.TemporaryDirectory() as folder:
-        process, base_url = start_emulator(Path(folder))
+        emulator = emulator_process.start(
+            Path(folder), *emulator_process.NO_LIMITS, data_name="bench.sqlite3"
+        )
         try:
-            run(base_url, total, args.lookups)
+            run(emulator.base_url, total, args.lookups)
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            emulator.stop()
 
 
 def run(base_url: str, total: int, lookups: int) -> None:

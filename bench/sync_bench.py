@@ -32,28 +32,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hubsync.settings")
+
+from send_emulator import process as emulator_process  # noqa: E402
+
 API_KEY, USER_KEY = "bench-api-key-fake", "bench-user-key-fake"
-
-
-def start_emulator(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "send_emulator",
-            "--port=0",
-            f"--data={folder / 'send.sqlite3'}",
-            "--requests-per-second=0",
-            "--max-concurrency=0",
-            "--log-level=WARNING",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().decode()
-    return process, line.rsplit(" ", 1)[-1].strip()
 
 
 def control(base: str, method: str, path: str, payload: Any = None) -> Any:
@@ -150,7 +132,8 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="sync-bench-"))
-    emulator, base = start_emulator(folder)
+    emulator = emulator_process.start(folder, *emulator_process.NO_LIMITS)
+    base = emulator.base_url
     os.environ["SEND_WSDL_URL"] = f"{base}/soap/services?wsdl"
     os.environ["SEND_GATEWAY"] = "sources.send.client.SoapSendGateway"
     django.setup()
@@ -342,8 +325,7 @@ def main() -> None:
         if worker is not None:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=30)
-        emulator.terminate()
-        emulator.wait()
+        emulator.stop()
 
 
 if __name__ == "__main__":

@@ -12,9 +12,6 @@ do not trip over them by accident; tests about limits set them with
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +19,10 @@ from typing import Any
 import pytest
 import requests
 
+from send_emulator.process import NO_LIMITS, start
 from sources.send.gateway import SendCredentials
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-READY_TIMEOUT_SECONDS = 20.0
 
 FieldSpec = tuple[str, str] | tuple[str, str, bool] | dict[str, Any]
 
@@ -126,50 +123,15 @@ def _field(spec: FieldSpec) -> dict[str, Any]:
     return {"name": spec[0], "type": spec[1], "emailField": email_field}
 
 
-def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path) -> str:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        for line in log_path.read_text(errors="replace").splitlines():
-            if "listening on " in line:
-                return line.rsplit(" ", 1)[-1].strip()
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"the Send emulator did not start:\n{log_path.read_text()}")
-
-
 @pytest.fixture(scope="session")
 def send_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SendEmulator]:
     """Run one emulator process for the whole session."""
     folder = tmp_path_factory.mktemp("send-emulator")
-    log_path = folder / "emulator.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "send_emulator",
-                "--port=0",
-                f"--data={folder / 'send.sqlite3'}",
-                "--requests-per-second=0",
-                "--max-concurrency=0",
-                "--log-level=WARNING",
-            ],
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    emulator = start(folder, *NO_LIMITS)
     try:
-        base_url = _wait_until_ready(process, log_path)
-        yield SendEmulator(base_url, log_path)
+        yield SendEmulator(emulator.base_url, emulator.log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        emulator.stop()
 
 
 @pytest.fixture

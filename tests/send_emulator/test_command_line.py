@@ -5,7 +5,8 @@ import time
 import pytest
 import requests
 
-from tests.emulator_fixture import REPO_ROOT, SendEmulator, _wait_until_ready
+from send_emulator import process as emulator_process
+from tests.emulator_fixture import REPO_ROOT, SendEmulator
 
 from .conftest import RawSoap, element
 
@@ -13,36 +14,17 @@ from .conftest import RawSoap, element
 @pytest.fixture(scope="module")
 def short_lived(tmp_path_factory):
     """An emulator started with options: short tokens, some latency."""
-    folder = tmp_path_factory.mktemp("short-lived")
-    log_path = folder / "emulator.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "send_emulator",
-                "--port",
-                "0",
-                "--data",
-                str(folder / "nested.sqlite3"),
-                "--token-ttl",
-                "0.6",
-                "--latency-ms",
-                "20",
-                "--requests-per-second",
-                "50",
-                "--max-concurrency",
-                "4",
-            ],
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    emulator = emulator_process.start(
+        tmp_path_factory.mktemp("short-lived"),
+        "--token-ttl=0.6",
+        "--latency-ms=20",
+        "--requests-per-second=50",
+        "--max-concurrency=4",
+    )
     try:
-        yield SendEmulator(_wait_until_ready(process, log_path), log_path)
+        yield SendEmulator(emulator.base_url, emulator.log_path)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        emulator.stop()
 
 
 def test_it_prints_one_ready_line(short_lived):
@@ -116,30 +98,19 @@ def test_bad_start_options_stop_with_a_message(tmp_path):
 
 
 def test_the_data_survives_a_restart(tmp_path):
-    data = tmp_path / "kept.sqlite3"
-
     def start():
-        log_path = tmp_path / f"log-{time.monotonic_ns()}"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "send_emulator", "--port=0", f"--data={data}"],
-                cwd=REPO_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return process, SendEmulator(_wait_until_ready(process, log_path), log_path)
+        emulator = emulator_process.start(tmp_path, data_name="kept.sqlite3")
+        return emulator, SendEmulator(emulator.base_url, emulator.log_path)
 
     process, first = start()
     first.create_account("test-api-key-1", "test-user-key-1")
     userdb = first.create_userdb()
     first.add_subscriber(userdb["id"], {"email": "kept@example.com"})
-    process.terminate()
-    process.wait(timeout=10)
+    process.stop()
     process, second = start()
     try:
         stored = second.subscribers(userdb["id"])
         assert stored[0]["attributes"]["email"] == "kept@example.com"
         assert requests.get(second.wsdl_url, timeout=5).status_code == 200
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        process.stop()
