@@ -347,7 +347,7 @@ def _update(
             except InvalidData as error:
                 if error.code != NOT_FOUND_CODE:
                     raise
-                _deleted_in_send(ctx, link)
+                unlink_deleted_in_send(ctx, link)
                 return False
             link.values = _mapped(ctx, record.attributes)
             link.send_hash = values_hash(link.values)
@@ -407,7 +407,8 @@ def _newer(record: Subscriber, hub_moment: str | None) -> bool:
     return send_moment > _parse_iso(hub_moment)
 
 
-def _deleted_in_send(ctx: Context, link: Link) -> None:
+def unlink_deleted_in_send(ctx: Context, link: Link) -> None:
+    """Record that Send lost the record, and forget the link; the Hub keeps it."""
     record_issue(
         ctx,
         SyncIssue.Kind.DELETED_IN_SEND,

@@ -676,15 +676,7 @@ def _unlink_deleted(
             )
         if record is not None:
             continue
-        engine.record_issue(
-            ctx,
-            SyncIssue.Kind.DELETED_IN_SEND,
-            "SYNC_DELETED_IN_SEND",
-            "The Send record was deleted in Send; the Hub customer is kept.",
-            subject_id=link.subject_id,
-            subscriber_id=link.subscriber_id,
-        )
-        link.delete()
+        engine.unlink_deleted_in_send(ctx, link)
         counts.removed += 1
         gone += 1
     return gone
