@@ -152,6 +152,7 @@ def main() -> None:
         SourceSpec,
         source_create,
     )
+    from sync.models import Link
 
     call_command("flush", "--noinput", verbosity=0)
     control(base, "POST", "accounts", {"apiKey": API_KEY, "userKey": USER_KEY})
@@ -253,8 +254,29 @@ def main() -> None:
         )
         print(f"worker peak RSS: {peak / 2**20:.0f} MB", flush=True)
 
+        # The poll reads back the records the initial sync added before it
+        # reaches anything newer: time that catch-up with one probe edited
+        # in Send, so that the latencies below are the steady state.
+        customers = list(Customer.objects.filter(node=node)[:201])
+        probe = customers[200]
+        probe_id = Link.objects.get(source=source, subject_id=probe.id).subscriber_id
+        t0 = time.perf_counter()
+        control(
+            base,
+            "PUT",
+            f"userdbs/{userdb}/subscribers/{probe_id}",
+            {"attributes": {"firstName": "Probe"}},
+        )
+        while probe.base.get("firstName") != "Probe":
+            time.sleep(0.1)
+            probe.refresh_from_db()
+        print(
+            f"poll caught up with the initial sync's read-back in "
+            f"{time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
+
         # Latency under a background load of 50 Hub changes per second.
-        customers = list(Customer.objects.filter(node=node)[:200])
         stop = threading.Event()
 
         def load() -> None:
@@ -275,8 +297,6 @@ def main() -> None:
         loader.start()
         time.sleep(5)
         hub_to_send, send_to_hub = [], []
-        from sync.models import Link
-
         links = dict(
             Link.objects.filter(source=source).values_list(
                 "subject_id", "subscriber_id"
