@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--naive-sample", type=int, default=1000)
     parser.add_argument("--latency-samples", type=int, default=20)
+    parser.add_argument("--pool", default="threads", help="the worker's pool")
+    parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="sync-bench-"))
@@ -211,9 +213,9 @@ def main() -> None:
                 "hubsync",
                 "worker",
                 "-B",
-                "--pool=threads",
+                f"--pool={args.pool}",
                 "-c",
-                "4",
+                str(args.concurrency),
                 "--loglevel=WARNING",
             ],
             cwd=ROOT,
