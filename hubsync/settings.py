@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 # Lets typed generics such as admin.ModelAdmin[Model] work at run time.
 django_stubs_ext.monkeypatch()
@@ -226,8 +227,6 @@ SPECTACULAR_SETTINGS = {
 # worker started without -Q consumes both. Tasks are acknowledged after
 # they run and given back when their worker dies, one at a time per
 # process, so a killed worker loses nothing.
-from kombu import Queue  # noqa: E402
-
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (Queue("celery"), Queue("send"))
 CELERY_TASK_ROUTES = {
