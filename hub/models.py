@@ -112,26 +112,59 @@ class Customer(models.Model):
 
     def as_document(self) -> dict[str, Any]:
         """Return the customer in the Contacthub shape."""
-        return {
-            "id": str(self.id),
-            "nodeId": str(self.node_id),
-            "externalId": self.external_id,
-            "enabled": self.enabled,
-            "registeredAt": _iso(self.registered_at),
-            "updatedAt": _iso(self.updated_at),
-            "sourceInfo": {
-                "registeredBy": _str_or_none(self.registered_by),
-                "updatedBy": _str_or_none(self.updated_by),
-            },
-            "base": self.base,
-            "extended": self.extended,
-            "extra": self.extra,
-            "consents": self.consents,
-            "tags": {
-                "auto": list(self.tags.get("auto", [])),
-                "manual": list(self.tags.get("manual", [])),
-            },
-        }
+        return customer_document(
+            self.id,
+            self.node_id,
+            self.external_id,
+            self.enabled,
+            self.registered_at,
+            self.updated_at,
+            self.registered_by,
+            self.updated_by,
+            self.base,
+            self.extended,
+            self.extra,
+            self.consents,
+            self.tags,
+        )
+
+
+def customer_document(
+    customer_id: Any,
+    node_id: Any,
+    external_id: str | None,
+    enabled: bool,
+    registered_at: Any,
+    updated_at: Any,
+    registered_by: Any,
+    updated_by: Any,
+    base: dict[str, Any],
+    extended: dict[str, Any],
+    extra: str | None,
+    consents: dict[str, Any],
+    tags: dict[str, Any],
+) -> dict[str, Any]:
+    """Return a customer's stored columns in the Contacthub shape."""
+    return {
+        "id": str(customer_id),
+        "nodeId": str(node_id),
+        "externalId": external_id,
+        "enabled": enabled,
+        "registeredAt": _iso(registered_at),
+        "updatedAt": _iso(updated_at),
+        "sourceInfo": {
+            "registeredBy": _str_or_none(registered_by),
+            "updatedBy": _str_or_none(updated_by),
+        },
+        "base": base,
+        "extended": extended,
+        "extra": extra,
+        "consents": consents,
+        "tags": {
+            "auto": list(tags.get("auto", [])),
+            "manual": list(tags.get("manual", [])),
+        },
+    }
 
 
 def _iso(moment: Any) -> str | None:

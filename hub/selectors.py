@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 
+from hubsync.db import array_literal, fast_path
+
 from .documents import get_path
-from .models import Customer, Node
+from .models import Customer, Node, customer_document
 
 PROFILE_NAMESPACE = uuid.UUID("6f1c1f7e-8a53-4f0e-9a43-2b1f2a5b7c11")
 
@@ -18,6 +23,63 @@ PROFILE_NAMESPACE = uuid.UUID("6f1c1f7e-8a53-4f0e-9a43-2b1f2a5b7c11")
 def node_customers(node: Node) -> QuerySet[Customer]:
     """Return the customers stored in a node (an aggregate's entry nodes)."""
     return Customer.objects.filter(node_id__in=node.storage_node_ids())
+
+
+def customer_documents(
+    node_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Return the documents of the given customers of one node, by id.
+
+    Ids that are not customers of the node are absent from the answer. On
+    PostgreSQL the rows are read without model objects, and the two
+    timestamps as integers: building the objects and loading the
+    timestamps took most of the time of a sync batch's read.
+    """
+    if not ids:
+        return {}
+    if not fast_path(connection):
+        customers = Customer.objects.filter(node_id=node_id, id__in=ids)
+        return {customer.id: customer.as_document() for customer in customers}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, node_id, external_id, enabled,"  # noqa: S608 - a model's table
+            " (extract(epoch FROM registered_at) * 1000000)::bigint,"
+            " (extract(epoch FROM updated_at) * 1000000)::bigint,"
+            " registered_by, updated_by, base::text, extended::text, extra,"
+            " consents::text, tags::text"
+            f" FROM {Customer._meta.db_table}"
+            " WHERE node_id = %s AND id = ANY(%s::uuid[])",
+            [node_id, array_literal(ids)],
+        )
+        rows = cursor.fetchall()
+    loads = json.loads
+    return {
+        row[0]: customer_document(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            _moment(row[4]),
+            _moment(row[5]),
+            row[6],
+            row[7],
+            loads(row[8]),
+            loads(row[9]),
+            row[10],
+            loads(row[11]),
+            loads(row[12]),
+        )
+        for row in rows
+    }
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _moment(microseconds: int | None) -> dt.datetime | None:
+    if microseconds is None:
+        return None
+    return _EPOCH + dt.timedelta(microseconds=microseconds)
 
 
 def profile_key(node: Node, document: dict[str, Any]) -> tuple[str, ...] | None:

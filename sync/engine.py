@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,7 +27,7 @@ from hub import services as hub_services
 from hub.documents import get_path
 from hub.fields import EMAIL, hub_field_type
 from hub.models import Customer, Node
-from hub.selectors import aggregate_profiles
+from hub.selectors import aggregate_profiles, customer_documents
 from sources.models import ActiveNode, FieldMapping, Source
 from sources.selectors import source_credentials
 from sources.send.gateway import (
@@ -43,6 +42,7 @@ from sources.send.gateway import (
 )
 from subscriptions.models import SubscriptionMapping
 
+from . import batches
 from .conversion import (
     ConversionError,
     hub_to_send,
@@ -175,8 +175,7 @@ def subject_documents(
     """Return the current documents of the given subjects (absent when gone)."""
     wanted = set(ids)
     if not ctx.node.is_aggregate:
-        customers = Customer.objects.filter(node=ctx.node, id__in=wanted)
-        return {customer.id: customer.as_document() for customer in customers}
+        return customer_documents(ctx.node.id, wanted)
     # TODO: an aggregate is merged whole for each batch; index profiles by
     # key when aggregates over large nodes get a Send source.
     return {
@@ -246,7 +245,7 @@ def push_subjects(ctx: Context, ids: Sequence[uuid.UUID], counts: Counts) -> Non
     documents = subject_documents(ctx, ids)
     links = {
         link.subject_id: link
-        for link in Link.objects.filter(source=ctx.source, subject_id__in=ids)
+        for link in Link.objects.filter(source=ctx.source, subject_id__any_of=ids)
     }
     fresh: list[tuple[uuid.UUID, dict[str, Any]]] = []
     dirty: list[Link] = []
@@ -524,38 +523,17 @@ def _add_batch(
     `tried` holds the subjects that had a link row when the push began.
     """
     marker = uuid.uuid4()
-    ids = [subject_id for subject_id, _, _ in batch]
     now = timezone.now()
     # Another relay's marker stands while its claim may still be running;
     # after that its add either reached Send (the look-up found it) or not.
     stale = now - dt.timedelta(seconds=settings.SYNC_CLAIM_SECONDS)
-    with transaction.atomic():
-        # New rows carry the marker from the start; only rows that existed
-        # (an earlier attempt, another relay) need the conditional update.
-        Link.objects.bulk_create(
-            [
-                Link(
-                    source=ctx.source,
-                    subject_id=subject_id,
-                    synced_at=now,
-                    pending_add=marker,
-                    values=values,
-                )
-                for subject_id, _, values in batch
-            ],
-            ignore_conflicts=True,
-        )
-        if tried.intersection(ids):
-            Link.objects.filter(
-                Q(pending_add__isnull=True) | Q(synced_at__lt=stale),
-                source=ctx.source,
-                subject_id__in=tried.intersection(ids),
-                subscriber_id__isnull=True,
-            ).update(pending_add=marker, synced_at=now)
-    mine = set(
-        Link.objects.filter(source=ctx.source, pending_add=marker).values_list(
-            "subject_id", flat=True
-        )
+    mine = batches.mark_adds(
+        ctx.source.id,
+        marker,
+        [(subject_id, values) for subject_id, _, values in batch],
+        tried,
+        now,
+        stale,
     )
     batch = [item for item in batch if item[0] in mine]
     if not batch:
@@ -584,24 +562,16 @@ def _add_batch(
     for (subject_id, _, values), record in zip(batch, added, strict=True):
         mapped = _mapped(ctx, record.attributes)
         saved.append(
-            Link(
-                source=ctx.source,
+            batches.Added(
                 subject_id=subject_id,
                 subscriber_id=record.identifier,
                 hub_hash=values_hash(values),
                 send_hash=values_hash(mapped),
                 values=mapped,
                 subscriptions=_registrations(ctx, record.attributes),
-                pending_add=None,
-                synced_at=timezone.now(),
             )
         )
-    Link.objects.bulk_create(
-        saved,
-        update_conflicts=True,
-        unique_fields=["source", "subject_id"],
-        update_fields=_LINK_FIELDS,
-    )
+    batches.save_adds(ctx.source.id, saved, timezone.now())
     counts.added += len(saved)
 
 

@@ -24,11 +24,12 @@ from django.utils import timezone
 
 from hub.models import Customer, Node
 from hub.selectors import profile_id, profile_key
+from hubsync.db import fast_path
 from sources.models import ActiveNode, Provider, Source
 from sources.rules import Change
 from sources.send.gateway import MODIFIED_FIELD, AttributeFilter, SendError
 
-from . import engine
+from . import batches, engine
 from .models import Link, OutboxEntry, SyncIssue, SyncRun, SyncState
 from .slots import NoSlot, account_slot
 
@@ -218,33 +219,18 @@ def outbox_relay(source_id: uuid.UUID | str) -> int:
         return len(claimed)
     finally:
         ctx.close()
-    OutboxEntry.objects.filter(id__in=claimed).delete()
+    OutboxEntry.objects.filter(id__any_of=claimed).delete()
     _finish(run, counts)
     return len(claimed)
 
 
 def _claim(source: Source) -> tuple[list[int], list[uuid.UUID]] | None:
     now = timezone.now()
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     lease = dt.timedelta(seconds=settings.SYNC_CLAIM_SECONDS)
-    with transaction.atomic():
-        first = list(
-            OutboxEntry.objects.select_for_update(skip_locked=True)
-            .filter(free, source=source, available_at__lte=now)
-            .order_by("id")
-            .values_list("id", "subject_id")[: engine.BATCH_SIZE]
-        )
-        if not first:
-            return None
-        subjects = list(dict.fromkeys(subject for _, subject in first))
-        same = OutboxEntry.objects.select_for_update(skip_locked=True).filter(
-            free, source=source, subject_id__in=subjects
-        )
-        ids = {row_id for row_id, _ in first} | set(same.values_list("id", flat=True))
-        OutboxEntry.objects.filter(id__in=ids).update(
-            claim=uuid.uuid4(), claimed_until=now + lease
-        )
-    return sorted(ids), subjects
+    claimed, subjects = batches.claim_outbox(
+        source.id, engine.BATCH_SIZE, now, now + lease
+    )
+    return (claimed, subjects) if claimed else None
 
 
 def _back_off(row_ids: list[int]) -> None:
@@ -458,7 +444,12 @@ def _queue_entry_node(source: Source, node: Node) -> int:
                 ids.get_db_prep_value(node.id, connection),
             ],
         )
-        return int(cursor.rowcount)
+        queued = int(cursor.rowcount)
+        if fast_path(connection):
+            # Statistics taken while the outbox was nearly empty make the
+            # planner sort or scan every row for each batch's claim.
+            cursor.execute(f"ANALYZE {OutboxEntry._meta.db_table}")
+        return queued
 
 
 def _queue_aggregate(source: Source, node: Node) -> int:

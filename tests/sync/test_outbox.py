@@ -11,7 +11,7 @@ from tests.factories import AggregateNodeFactory, NodeFactory
 
 from .conftest import make_source
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("query_path")]
 
 
 def customer_data(n=1, **base):

@@ -8,7 +8,7 @@ from sync.models import Link, OutboxEntry, SyncIssue, SyncRun
 from .conftest import gateway, records
 from .test_outbox import customer_data
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("query_path")]
 
 
 def relay(setup):

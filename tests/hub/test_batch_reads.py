@@ -1,0 +1,56 @@
+"""The batch reads give what the ORM gives, on both query paths."""
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from hub.models import Customer
+from hub.selectors import customer_documents
+from tests.factories import CustomerFactory, NodeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=["postgresql", "portable"])
+def query_path(request, settings):
+    settings.DB_FAST_PATH = request.param == "postgresql"
+    return request.param
+
+
+def test_documents_read_in_batch_equal_the_model_documents(query_path):
+    node, other = NodeFactory(), NodeFactory()
+    whole = CustomerFactory(
+        node=node,
+        external_id="x-1",
+        registered_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        updated_at=dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC),
+        registered_by=uuid.uuid4(),
+        base={"firstName": "Ada", "contacts": {"email": "ada@example.com"}},
+        extended={"score": 1.5, "ok": True},
+        extra="",
+        consents={"marketing": {"email": {"status": True}}},
+        tags={"auto": ["a"], "manual": []},
+    )
+    bare = CustomerFactory(node=node, enabled=False, extra=None, tags={})
+    elsewhere = CustomerFactory(node=other)
+
+    documents = customer_documents(node.id, [whole.id, bare.id, elsewhere.id])
+
+    assert set(documents) == {whole.id, bare.id}
+    for customer in (whole, bare):
+        stored = Customer.objects.get(id=customer.id)
+        assert documents[customer.id] == stored.as_document()
+    assert documents[whole.id]["registeredAt"] == "2026-01-02T03:04:05Z"
+    assert documents[whole.id]["updatedAt"] == "2026-01-02T03:04:05.678901Z"
+
+
+def test_any_of_matches_like_in(query_path):
+    node = NodeFactory()
+    customers = [CustomerFactory(node=node) for _ in range(3)]
+    wanted = {customers[0].id, customers[2].id, uuid.uuid4()}
+
+    found = set(Customer.objects.filter(id__any_of=wanted).values_list("id", flat=True))
+
+    assert found == {customers[0].id, customers[2].id}
+    assert not Customer.objects.filter(id__any_of=[]).exists()
