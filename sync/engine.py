@@ -726,12 +726,33 @@ def pull_records(ctx: Context, records: Iterable[Subscriber], counts: Counts) ->
     poll cost as much as the write it reads back.
     """
     records = list(records)
-    links = {
-        link.subscriber_id: link
-        for link in Link.objects.filter(
-            source=ctx.source, subscriber_id__in=[r.identifier for r in records]
-        )
+    # Most records equal their link: tell them from its hashes alone, and
+    # build link objects only for the others.
+    known = {
+        identifier: (send_hash, subscriptions)
+        for identifier, send_hash, subscriptions in Link.objects.filter(
+            source=ctx.source, subscriber_id__any_of=[r.identifier for r in records]
+        ).values_list("subscriber_id", "send_hash", "subscriptions")
     }
+    changed = []
+    for record in records:
+        seen = known.get(record.identifier)
+        if seen and not ctx.node.is_aggregate and _as_linked(ctx, record, *seen):
+            counts.unchanged += 1
+        else:
+            changed.append(record)
+    records = changed
+    linked = [r.identifier for r in records if r.identifier in known]
+    links = (
+        {
+            link.subscriber_id: link
+            for link in Link.objects.filter(
+                source=ctx.source, subscriber_id__any_of=linked
+            )
+        }
+        if linked
+        else {}
+    )
     unlinked = [r for r in records if r.identifier not in links]
     in_flight = _adds_in_flight(ctx) if unlinked else set()
     for record in records:
@@ -804,9 +825,7 @@ def pull_record(
     if link is None:
         _pull_unlinked(ctx, record, values, registrations, counts)
         return
-    if values_hash(values) == link.send_hash and registrations == {
-        key: link.subscriptions.get(key) for key in registrations
-    }:
+    if _unchanged(values, registrations, link.send_hash, link.subscriptions):
         counts.unchanged += 1
         return
     customer = Customer.objects.filter(pk=link.subject_id, node=ctx.node).first()
@@ -814,6 +833,26 @@ def pull_record(
         counts.unchanged += 1
         return
     _pull_into(ctx, link, customer, record, values, registrations, counts)
+
+
+def _as_linked(
+    ctx: Context, record: Subscriber, send_hash: str, subscriptions: dict[str, Any]
+) -> bool:
+    """Tell whether a Send record holds what its link last saw of it."""
+    values = _mapped(ctx, record.attributes)
+    registrations = _registrations(ctx, record.attributes)
+    return _unchanged(values, registrations, send_hash, subscriptions)
+
+
+def _unchanged(
+    values: dict[str, str | None],
+    registrations: dict[str, Any],
+    send_hash: str,
+    subscriptions: dict[str, Any],
+) -> bool:
+    return values_hash(values) == send_hash and registrations == {
+        key: subscriptions.get(key) for key in registrations
+    }
 
 
 def _pull_unlinked(

@@ -11,7 +11,7 @@ from .conftest import gateway, make_source, records
 from .test_outbox import customer_data
 from .test_push import relay
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("query_path")]
 
 
 def poll(setup):
