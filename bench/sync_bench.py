@@ -79,21 +79,30 @@ def count(base: str, userdb: int) -> int:
     return int(info["subscriberCount"])
 
 
-def rss_tree(pid: int) -> int:
-    """Return the resident memory of a process and its children, in bytes."""
-    total = 0
+def memory_tree(pid: int) -> tuple[int, int]:
+    """Return the resident and proportional memory of a process and its
+    children, in bytes.
+
+    The proportional figure (PSS) counts a page shared by n processes as
+    1/n in each: the processes of a prefork pool share most of their pages
+    with their parent, and summing their resident sets counts those again
+    for every process.
+    """
+    rss = pss = 0
     pids = [pid]
     children = Path(f"/proc/{pid}/task/{pid}/children")
     if children.exists():
         pids += [int(p) for p in children.read_text().split()]
     for each in pids:
         try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except FileNotFoundError:
+            for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1]) * 1024
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
+        except (FileNotFoundError, ProcessLookupError):
             pass
-    return total
+    return rss, pss
 
 
 def raw_ceiling(gateway_factory: Any, base: str, records: int) -> float:
@@ -236,7 +245,7 @@ def main() -> None:
             stderr=subprocess.STDOUT,
         )
         time.sleep(3)
-        peak = 0
+        peak = peak_pss = 0
         started = time.perf_counter()
         source = source_create(
             workspace=workspace,
@@ -256,7 +265,8 @@ def main() -> None:
             ),
         )
         while count(base, userdb) < args.customers:
-            peak = max(peak, rss_tree(worker.pid))
+            rss, pss = memory_tree(worker.pid)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             time.sleep(0.5)
         elapsed = time.perf_counter() - started
         rate = args.customers / elapsed
@@ -265,7 +275,11 @@ def main() -> None:
             f"records/s ({rate / ceiling:.2f} of ceiling, {rate / slow:.1f}x naive)",
             flush=True,
         )
-        print(f"worker peak RSS: {peak / 2**20:.0f} MB", flush=True)
+        print(
+            f"worker peak memory (process tree): RSS {peak / 2**20:.0f} MB, "
+            f"PSS {peak_pss / 2**20:.0f} MB",
+            flush=True,
+        )
 
         # The poll reads back the records the initial sync added before it
         # reaches anything newer: time that catch-up with one probe edited
