@@ -1,0 +1,136 @@
+"""Measure one relay on its own: the Hub to Send path without a worker.
+
+Usage (PostgreSQL and Redis running; the database is migrated and emptied;
+the broker database only receives nudges that nothing consumes):
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hubsync_bench \\
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/6 \\
+    .venv/bin/python bench/relay_bench.py --customers 20000
+
+Queues the initial sync of `--customers` customers, then drains the
+outbox in this process, one batch after the other, against the Send
+emulator. Prints the rate and this process's CPU time per record, with
+the queries' share by statement (`--queries`) or a profile
+(`--profile`): the figures that tell where a relay's time goes, without
+the poll, the other relays and the worker around it. Recording the
+queries costs CPU of its own: take the CPU figure from a run without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import django
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hubsync.settings")
+
+import sync_bench  # noqa: E402  (sets DEBUG off and the benchmark's secrets)
+
+from send_emulator import process as emulator_process  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--queries", action="store_true")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="relay-bench-"))
+    emulator = emulator_process.start(folder, *emulator_process.NO_LIMITS)
+    base = emulator.base_url
+    os.environ["SEND_WSDL_URL"] = f"{base}/soap/services?wsdl"
+    os.environ["SEND_GATEWAY"] = "sources.send.client.SoapSendGateway"
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from hub.models import Customer, Node, Workspace
+    from sources.models import Provider
+    from sources.services import (
+        FieldRow,
+        NodeGrant,
+        SendSettings,
+        SourceSpec,
+        source_create,
+    )
+    from sync import services
+
+    call_command("flush", "--noinput", verbosity=0)
+    credentials = {"apiKey": sync_bench.API_KEY, "userKey": sync_bench.USER_KEY}
+    sync_bench.control(base, "POST", "accounts", credentials)
+    try:
+        userdb = sync_bench.new_userdb(base, "relay")
+        workspace = Workspace.objects.create(name="relay")
+        node = Node.objects.create(workspace=workspace, name="relay")
+        Customer.objects.bulk_create(
+            (
+                Customer(node=node, base={"firstName": "Ada", "contacts": contact})
+                for contact in (
+                    {"email": f"c{n}@example.com"} for n in range(args.customers)
+                )
+            ),
+            batch_size=5000,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        source = source_create(
+            workspace=workspace,
+            provider=Provider.CONTACTSEND,
+            spec=SourceSpec(
+                name="relay",
+                nodes=(NodeGrant(node, "RW"),),
+                send=SendSettings(
+                    userdb_id=userdb,
+                    api_key=sync_bench.API_KEY,
+                    user_key=sync_bench.USER_KEY,
+                    fields=(
+                        FieldRow("base.contacts.email", "email", matching=True),
+                        FieldRow("base.firstName", "firstName"),
+                    ),
+                ),
+            ),
+        )
+        queued = services.source_initial_sync(source.id)
+        shares: dict[str, float] = collections.defaultdict(float)
+        profile = cProfile.Profile() if args.profile else None
+        if args.queries:
+            connection.force_debug_cursor = True
+        started, cpu = time.perf_counter(), time.process_time()
+        if profile:
+            profile.enable()
+        relayed = 0
+        while handled := services.outbox_relay(source.id):
+            relayed += handled
+            for query in connection.queries:
+                shares[query["sql"][:60]] += float(query["time"])
+            connection.queries_log.clear()
+        if profile:
+            profile.disable()
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(
+            f"relayed {relayed} of {queued} in {elapsed:.1f} s = "
+            f"{relayed / elapsed:.0f} records/s; CPU {cpu * 1e6 / relayed:.0f} us "
+            f"per record; Send holds {sync_bench.count(base, userdb)}"
+        )
+        for statement, seconds in sorted(shares.items(), key=lambda s: -s[1])[:10]:
+            print(f"{seconds:7.2f} s  {statement}")
+        if profile:
+            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+    finally:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()
