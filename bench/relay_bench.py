@@ -24,11 +24,8 @@ import cProfile
 import os
 import pstats
 import sys
-import tempfile
 import time
 from pathlib import Path
-
-import django
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,8 +33,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hubsync.settings")
 
 import sync_bench  # noqa: E402  (sets DEBUG off and the benchmark's secrets)
-
-from send_emulator import process as emulator_process  # noqa: E402
 
 
 def main() -> None:
@@ -47,61 +42,18 @@ def main() -> None:
     parser.add_argument("--queries", action="store_true")
     args = parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="relay-bench-"))
-    emulator = emulator_process.start(folder, *emulator_process.NO_LIMITS)
-    base = emulator.base_url
-    os.environ["SEND_WSDL_URL"] = f"{base}/soap/services?wsdl"
-    os.environ["SEND_GATEWAY"] = "sources.send.client.SoapSendGateway"
-    django.setup()
-    from django.core.management import call_command
+    _, emulator = sync_bench.start_emulator("relay-bench-")
     from django.db import connection
 
-    from hub.models import Customer, Node, Workspace
-    from sources.models import Provider
-    from sources.services import (
-        FieldRow,
-        NodeGrant,
-        SendSettings,
-        SourceSpec,
-        source_create,
-    )
+    from hub.models import Node, Workspace
     from sync import services
 
-    call_command("flush", "--noinput", verbosity=0)
-    credentials = {"apiKey": sync_bench.API_KEY, "userKey": sync_bench.USER_KEY}
-    sync_bench.control(base, "POST", "accounts", credentials)
     try:
-        userdb = sync_bench.new_userdb(base, "relay")
+        userdb = sync_bench.new_userdb(emulator.base_url, "relay")
         workspace = Workspace.objects.create(name="relay")
         node = Node.objects.create(workspace=workspace, name="relay")
-        Customer.objects.bulk_create(
-            (
-                Customer(node=node, base={"firstName": "Ada", "contacts": contact})
-                for contact in (
-                    {"email": f"c{n}@example.com"} for n in range(args.customers)
-                )
-            ),
-            batch_size=5000,
-        )
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
-        source = source_create(
-            workspace=workspace,
-            provider=Provider.CONTACTSEND,
-            spec=SourceSpec(
-                name="relay",
-                nodes=(NodeGrant(node, "RW"),),
-                send=SendSettings(
-                    userdb_id=userdb,
-                    api_key=sync_bench.API_KEY,
-                    user_key=sync_bench.USER_KEY,
-                    fields=(
-                        FieldRow("base.contacts.email", "email", matching=True),
-                        FieldRow("base.firstName", "firstName"),
-                    ),
-                ),
-            ),
-        )
+        sync_bench.load_customers(node, args.customers)
+        source = sync_bench.send_source(workspace, node, userdb)
         queued = services.source_initial_sync(source.id)
         shares: dict[str, float] = collections.defaultdict(float)
         profile = cProfile.Profile() if args.profile else None
@@ -122,7 +74,7 @@ def main() -> None:
         print(
             f"relayed {relayed} of {queued} in {elapsed:.1f} s = "
             f"{relayed / elapsed:.0f} records/s; CPU {cpu * 1e6 / relayed:.0f} us "
-            f"per record; Send holds {sync_bench.count(base, userdb)}"
+            f"per record; Send holds {sync_bench.count(emulator.base_url, userdb)}"
         )
         for statement, seconds in sorted(shares.items(), key=lambda s: -s[1])[:10]:
             print(f"{seconds:7.2f} s  {statement}")

@@ -144,6 +144,71 @@ def naive(gateway_factory: Any, base: str, sample: int) -> float:
     return sample / (time.perf_counter() - started)
 
 
+def start_emulator(prefix: str) -> tuple[Path, Any]:
+    """Start the emulator, point Django at it, empty the database, and
+    open the benchmark's Send account. Return the folder and the emulator."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    emulator = emulator_process.start(folder, *emulator_process.NO_LIMITS)
+    os.environ["SEND_WSDL_URL"] = f"{emulator.base_url}/soap/services?wsdl"
+    os.environ["SEND_GATEWAY"] = "sources.send.client.SoapSendGateway"
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("flush", "--noinput", verbosity=0)
+    credentials = {"apiKey": API_KEY, "userKey": USER_KEY}
+    control(emulator.base_url, "POST", "accounts", credentials)
+    return folder, emulator
+
+
+def load_customers(node: Any, customers: int) -> None:
+    """Store `customers` customers with an email and a first name, then
+    take fresh statistics, as autovacuum would after a bulk load (it is
+    off on some development servers)."""
+    from django.db import connection
+
+    from hub.models import Customer
+
+    Customer.objects.bulk_create(
+        (
+            Customer(node=node, base={"firstName": "Ada", "contacts": contact})
+            for contact in ({"email": f"c{n}@example.com"} for n in range(customers))
+        ),
+        batch_size=5000,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def send_source(workspace: Any, node: Any, userdb: int) -> Any:
+    """Create and enable the benchmark's Send source (email matches)."""
+    from sources.models import Provider
+    from sources.services import (
+        FieldRow,
+        NodeGrant,
+        SendSettings,
+        SourceSpec,
+        source_create,
+    )
+
+    return source_create(
+        workspace=workspace,
+        provider=Provider.CONTACTSEND,
+        spec=SourceSpec(
+            name="bench",
+            nodes=(NodeGrant(node, "RW"),),
+            send=SendSettings(
+                userdb_id=userdb,
+                api_key=API_KEY,
+                user_key=USER_KEY,
+                fields=(
+                    FieldRow("base.contacts.email", "email", matching=True),
+                    FieldRow("base.firstName", "firstName"),
+                ),
+            ),
+        ),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100_000)
@@ -153,31 +218,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="sync-bench-"))
-    emulator = emulator_process.start(folder, *emulator_process.NO_LIMITS)
+    folder, emulator = start_emulator("sync-bench-")
     base = emulator.base_url
-    os.environ["SEND_WSDL_URL"] = f"{base}/soap/services?wsdl"
-    os.environ["SEND_GATEWAY"] = "sources.send.client.SoapSendGateway"
-    django.setup()
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
 
     from hub import services as hub
     from hub.models import Customer, Node, Workspace
-    from sources.models import Provider
     from sources.send.client import SoapSendGateway
-    from sources.services import (
-        FieldRow,
-        NodeGrant,
-        SendSettings,
-        SourceSpec,
-        source_create,
-    )
     from sync.models import Link
 
-    call_command("flush", "--noinput", verbosity=0)
-    control(base, "POST", "accounts", {"apiKey": API_KEY, "userKey": USER_KEY})
     worker = None
     try:
         ceiling = raw_ceiling(SoapSendGateway, base, min(args.customers, 50_000))
@@ -188,26 +238,9 @@ def main() -> None:
         userdb = new_userdb(base, "sync")
         workspace = Workspace.objects.create(name="bench")
         node = Node.objects.create(workspace=workspace, name="bench")
-        batch = []
-        for n in range(args.customers):
-            batch.append(
-                Customer(
-                    node=node,
-                    base={
-                        "firstName": "Ada",
-                        "contacts": {"email": f"c{n}@example.com"},
-                    },
-                )
-            )
-            if len(batch) == 5000:
-                Customer.objects.bulk_create(batch)
-                batch = []
-        Customer.objects.bulk_create(batch)
-        # Fresh statistics, as autovacuum would keep them (it is off on some
-        # development servers): after the bulk load, then every 10 s for the
-        # sync's own tables, which grow from empty during the run.
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+        load_customers(node, args.customers)
+        # Then every 10 s for the sync's own tables, which grow from empty
+        # during the run.
         analysing = threading.Event()
 
         def analyse() -> None:
@@ -247,23 +280,7 @@ def main() -> None:
         time.sleep(3)
         peak = peak_pss = 0
         started = time.perf_counter()
-        source = source_create(
-            workspace=workspace,
-            provider=Provider.CONTACTSEND,
-            spec=SourceSpec(
-                name="bench",
-                nodes=(NodeGrant(node, "RW"),),
-                send=SendSettings(
-                    userdb_id=userdb,
-                    api_key=API_KEY,
-                    user_key=USER_KEY,
-                    fields=(
-                        FieldRow("base.contacts.email", "email", matching=True),
-                        FieldRow("base.firstName", "firstName"),
-                    ),
-                ),
-            ),
-        )
+        source = send_source(workspace, node, userdb)
         while count(base, userdb) < args.customers:
             rss, pss = memory_tree(worker.pid)
             peak, peak_pss = max(peak, rss), max(peak_pss, pss)

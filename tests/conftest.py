@@ -27,3 +27,10 @@ def fake_send(settings):
     )
     yield FakeSendGateway
     FakeSendGateway.reset()
+
+
+@pytest.fixture(params=["postgresql", "portable"])
+def query_path(request, settings):
+    """Run a test on the PostgreSQL batch queries and on the portable ones."""
+    settings.DB_FAST_PATH = request.param == "postgresql"
+    return request.param

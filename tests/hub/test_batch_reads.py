@@ -12,12 +12,6 @@ from tests.factories import CustomerFactory, NodeFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(params=["postgresql", "portable"])
-def query_path(request, settings):
-    settings.DB_FAST_PATH = request.param == "postgresql"
-    return request.param
-
-
 def test_documents_read_in_batch_equal_the_model_documents(query_path):
     node, other = NodeFactory(), NodeFactory()
     whole = CustomerFactory(

@@ -26,13 +26,6 @@ FIELDS = (
 )
 
 
-@pytest.fixture(params=["postgresql", "portable"])
-def query_path(request, settings):
-    """Run a test on the PostgreSQL batch queries and on the portable ones."""
-    settings.DB_FAST_PATH = request.param == "postgresql"
-    return request.param
-
-
 @pytest.fixture
 def relay_calls(monkeypatch):
     """Record relay nudges instead of sending them to a broker."""
