@@ -21,6 +21,16 @@ from hubsync.db import fast_path
 
 from .models import Link, OutboxEntry
 
+# What a push may change in a link.
+LINK_FIELDS = [
+    "subscriber_id",
+    "hub_hash",
+    "send_hash",
+    "values",
+    "subscriptions",
+    "pending_add",
+    "synced_at",
+]
 _LINK = Link._meta.db_table
 _OUTBOX = OutboxEntry._meta.db_table
 
@@ -221,13 +231,5 @@ def save_adds(source_id: uuid.UUID, added: Sequence[Added], now: dt.datetime) ->
         ],
         update_conflicts=True,
         unique_fields=["source", "subject_id"],
-        update_fields=[
-            "subscriber_id",
-            "hub_hash",
-            "send_hash",
-            "values",
-            "subscriptions",
-            "pending_add",
-            "synced_at",
-        ],
+        update_fields=LINK_FIELDS,
     )

@@ -59,15 +59,6 @@ BATCH_SIZE = 500
 NOT_FOUND_CODE = "SEND_SUBSCRIBER_NOT_FOUND"
 _STATES = {True: "1", False: "-1", None: "0"}
 T = TypeVar("T")
-_LINK_FIELDS = [
-    "subscriber_id",
-    "hub_hash",
-    "send_hash",
-    "values",
-    "subscriptions",
-    "pending_add",
-    "synced_at",
-]
 
 
 @dataclasses.dataclass
@@ -277,7 +268,7 @@ def push_subjects(ctx: Context, ids: Sequence[uuid.UUID], counts: Counts) -> Non
 def _save_links(links: list[Link]) -> None:
     """Write the links a push changed, in one query."""
     if links:
-        Link.objects.bulk_update(links, _LINK_FIELDS)
+        Link.objects.bulk_update(links, batches.LINK_FIELDS)
 
 
 def _failed(
