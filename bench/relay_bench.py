@@ -12,7 +12,8 @@ outbox in this process, one batch after the other, against the Send
 emulator. Prints the rate and this process's CPU time per record, with
 the queries' share by statement (`--queries`) or a profile
 (`--profile`): the figures that tell where a relay's time goes, without
-the poll, the other relays and the worker around it. Recording the
+the poll, the other relays and the worker around it. Then times one
+poll reading every added record back. Recording the
 queries costs CPU of its own: take the CPU figure from a run without it.
 """
 
@@ -80,6 +81,15 @@ def main() -> None:
             print(f"{seconds:7.2f} s  {statement}")
         if profile:
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+        # The poll then reads every added record back, as it does after an
+        # initial sync: all unchanged, and all to be read.
+        started, cpu = time.perf_counter(), time.process_time()
+        read = services.source_poll(source.id)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(
+            f"poll read back {read} in {elapsed:.1f} s = {read / elapsed:.0f} "
+            f"records/s; CPU {cpu * 1e6 / max(read, 1):.0f} us per record"
+        )
     finally:
         emulator.stop()
 
