@@ -126,8 +126,9 @@ def mark_adds(
     """
     subjects = [subject for subject, _ in batch]
     taken = set(existing).intersection(subjects)
+    fast = fast_path(connection)
     with transaction.atomic():
-        if fast_path(connection):
+        if fast:
             marked = _insert_marked(source_id, marker, batch, now)
         else:
             Link.objects.bulk_create(
@@ -152,7 +153,7 @@ def mark_adds(
                 subscriber_id__isnull=True,
             ).update(pending_add=marker, synced_at=now)
         # On PostgreSQL the insert named the rows it made; the ORM's cannot.
-        unknown = taken if fast_path(connection) else set(subjects)
+        unknown = taken if fast else set(subjects)
         if unknown:
             marked.update(
                 Link.objects.filter(
@@ -202,9 +203,9 @@ def save_adds(source_id: uuid.UUID, added: Sequence[Added], now: dt.datetime) ->
         ]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {_LINK} (source_id, subject_id, subscriber_id,"  # noqa: S608
-                ' hub_hash, send_hash, "values", subscriptions, pending_add,'
-                " synced_at)"
+                f"INSERT INTO {_LINK} (source_id, subject_id,"  # noqa: S608
+                ' subscriber_id, hub_hash, send_hash, "values", subscriptions,'
+                " pending_add, synced_at)"
                 " SELECT %s, r.subject_id, r.subscriber_id, r.hub_hash, r.send_hash,"
                 ' r."values", r.subscriptions, NULL, %s'
                 " FROM jsonb_to_recordset(%s::jsonb) AS r(subject_id uuid,"
