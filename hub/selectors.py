@@ -30,16 +30,44 @@ def customer_documents(
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """Return the documents of the given customers of one node, by id.
 
-    Ids that are not customers of the node are absent from the answer. On
-    PostgreSQL the rows are read without model objects, and the two
-    timestamps as integers: building the objects and loading the
-    timestamps took most of the time of a sync batch's read.
+    Ids that are not customers of the node are absent from the answer.
     """
     if not ids:
         return {}
     if not fast_path(connection):
         customers = Customer.objects.filter(node_id=node_id, id__in=ids)
         return {customer.id: customer.as_document() for customer in customers}
+    return _documents("id = ANY(%s::uuid[])", [array_literal(ids)], node_id)
+
+
+def customer_documents_after(
+    node_id: uuid.UUID,
+    after: uuid.UUID | None,
+    upto: uuid.UUID | None,
+    limit: int,
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Return the first `limit` documents of a node's customers by id, of the
+    ids above `after` up to `upto` (None: no bound), in id order."""
+    if not fast_path(connection):
+        customers = Customer.objects.filter(node_id=node_id).order_by("id")
+        if after is not None:
+            customers = customers.filter(id__gt=after)
+        if upto is not None:
+            customers = customers.filter(id__lte=upto)
+        return {c.id: c.as_document() for c in customers[:limit]}
+    where = "id > %s AND id <= %s"
+    low, high = after or uuid.UUID(int=0), upto or uuid.UUID(int=2**128 - 1)
+    return _documents(f"{where} ORDER BY id LIMIT {int(limit)}", [low, high], node_id)
+
+
+def _documents(
+    where: str, params: list[Any], node_id: uuid.UUID
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Read customer documents on PostgreSQL, without model objects.
+
+    The two timestamps come as integers: building the objects and loading
+    the timestamps took most of the time of a sync batch's read.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT id, node_id, external_id, enabled,"  # noqa: S608 - a model's table
@@ -48,8 +76,8 @@ def customer_documents(
             " registered_by, updated_by, base::text, extended::text, extra,"
             " consents::text, tags::text"
             f" FROM {Customer._meta.db_table}"
-            " WHERE node_id = %s AND id = ANY(%s::uuid[])",
-            [node_id, array_literal(ids)],
+            f" WHERE node_id = %s AND {where}",
+            [node_id, *params],
         )
         rows = cursor.fetchall()
     loads = json.loads

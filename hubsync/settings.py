@@ -238,6 +238,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 SYNC_RELAY_SECONDS = float(os.environ.get("SYNC_RELAY_SECONDS", "60"))
 SYNC_CLAIM_SECONDS = float(os.environ.get("SYNC_CLAIM_SECONDS", "300"))
+# How long an outbox row waits for the initial chunk that owes its customer.
+SYNC_CHUNK_WAIT_SECONDS = 2.0
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Longer than the longest task, so an unacknowledged task is not handed
     # to a second worker while the first still runs it.

@@ -1,4 +1,4 @@
-"""The sync's batch writes: claiming outbox rows and writing links of adds.
+"""The sync's batch writes: claiming outbox rows and chunks, writing links.
 
 Each runs once per batch of up to 500 subjects. On PostgreSQL each is one
 statement whose rows travel as one JSON or array parameter (see
@@ -15,17 +15,18 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from hubsync.db import fast_path
 
-from .models import Link, OutboxEntry
+from .models import InitialChunk, Link, OutboxEntry
 
 # What a push may change in a link.
 LINK_FIELDS = [
     "subscriber_id",
     "hub_hash",
     "send_hash",
+    "send_stamp",
     "values",
     "subscriptions",
     "pending_add",
@@ -43,6 +44,7 @@ class Added:
     subscriber_id: int
     hub_hash: str
     send_hash: str
+    send_stamp: str
     values: dict[str, str | None]
     subscriptions: dict[str, Any]
 
@@ -107,6 +109,31 @@ def claim_outbox(
             claim=uuid.uuid4(), claimed_until=until
         )
     return sorted(ids), subjects
+
+
+def claim_chunk(
+    source_id: uuid.UUID, now: dt.datetime, until: dt.datetime
+) -> InitialChunk | None:
+    """Lease the first free initial chunk of a source, or return None.
+
+    A chunk is a whole batch, so a few rows serve a large node: the lease
+    is a conditional UPDATE, and a relay that loses a race for one chunk
+    tries the next.
+    """
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    chunks = InitialChunk.objects.filter(free, source_id=source_id)
+    for chunk_id in chunks.order_by("id").values_list("id", flat=True)[:8]:
+        taken = chunks.filter(pk=chunk_id).update(
+            claimed_until=until, attempts=F("attempts") + 1, keys=[]
+        )
+        if taken:
+            return InitialChunk.objects.get(pk=chunk_id)
+    return None
+
+
+def mark_chunk(chunk_id: int, keys: Collection[str]) -> None:
+    """Record the match keys of the records a leased chunk is about to add."""
+    InitialChunk.objects.filter(pk=chunk_id).update(keys=sorted(keys))
 
 
 def mark_adds(
@@ -174,8 +201,9 @@ def _insert_marked(
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {_LINK} (source_id, subject_id, subscriber_id,"  # noqa: S608
-            ' hub_hash, send_hash, "values", subscriptions, pending_add, synced_at)'
-            " SELECT %s, r.subject_id, NULL, '', '', r.\"values\", '{}', %s, %s"
+            ' hub_hash, send_hash, send_stamp, "values", subscriptions,'
+            " pending_add, synced_at)"
+            " SELECT %s, r.subject_id, NULL, '', '', '', r.\"values\", '{}', %s, %s"
             " FROM jsonb_to_recordset(%s::jsonb)"
             ' AS r(subject_id uuid, "values" jsonb)'
             " ON CONFLICT (source_id, subject_id) DO NOTHING"
@@ -196,6 +224,7 @@ def save_adds(source_id: uuid.UUID, added: Sequence[Added], now: dt.datetime) ->
                 "subscriber_id": item.subscriber_id,
                 "hub_hash": item.hub_hash,
                 "send_hash": item.send_hash,
+                "send_stamp": item.send_stamp,
                 "values": item.values,
                 "subscriptions": item.subscriptions,
             }
@@ -204,16 +233,17 @@ def save_adds(source_id: uuid.UUID, added: Sequence[Added], now: dt.datetime) ->
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {_LINK} (source_id, subject_id,"  # noqa: S608
-                ' subscriber_id, hub_hash, send_hash, "values", subscriptions,'
-                " pending_add, synced_at)"
+                ' subscriber_id, hub_hash, send_hash, send_stamp, "values",'
+                " subscriptions, pending_add, synced_at)"
                 " SELECT %s, r.subject_id, r.subscriber_id, r.hub_hash, r.send_hash,"
-                ' r."values", r.subscriptions, NULL, %s'
+                ' r.send_stamp, r."values", r.subscriptions, NULL, %s'
                 " FROM jsonb_to_recordset(%s::jsonb) AS r(subject_id uuid,"
-                ' subscriber_id bigint, hub_hash text, send_hash text, "values" jsonb,'
-                " subscriptions jsonb)"
+                " subscriber_id bigint, hub_hash text, send_hash text,"
+                ' send_stamp text, "values" jsonb, subscriptions jsonb)'
                 " ON CONFLICT (source_id, subject_id) DO UPDATE SET"
                 " subscriber_id = EXCLUDED.subscriber_id,"
                 " hub_hash = EXCLUDED.hub_hash, send_hash = EXCLUDED.send_hash,"
+                " send_stamp = EXCLUDED.send_stamp,"
                 ' "values" = EXCLUDED."values",'
                 " subscriptions = EXCLUDED.subscriptions,"
                 " pending_add = NULL, synced_at = EXCLUDED.synced_at",

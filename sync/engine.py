@@ -27,10 +27,15 @@ from hub import services as hub_services
 from hub.documents import get_path
 from hub.fields import EMAIL, hub_field_type
 from hub.models import Customer, Node
-from hub.selectors import aggregate_profiles, customer_documents
+from hub.selectors import (
+    aggregate_profiles,
+    customer_documents,
+    customer_documents_after,
+)
 from sources.models import ActiveNode, FieldMapping, Source
 from sources.selectors import source_credentials
 from sources.send.gateway import (
+    IDENTIFIER_FIELD,
     MODIFIED_FIELD,
     AttributeFilter,
     InvalidData,
@@ -51,11 +56,14 @@ from .conversion import (
     to_hub,
     values_hash,
 )
-from .models import Link, OutboxEntry, SyncIssue, SyncState
+from .models import InitialChunk, Link, OutboxEntry, SyncIssue, SyncState
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+# Customers read per initial chunk at most: a chunk is made of one batch,
+# and may have grown by customers created since.
+CHUNK_LIMIT = 2 * BATCH_SIZE
 NOT_FOUND_CODE = "SEND_SUBSCRIBER_NOT_FOUND"
 _STATES = {True: "1", False: "-1", None: "0"}
 T = TypeVar("T")
@@ -88,6 +96,8 @@ class Context:
     rows: list[SubscriptionMapping]
     # Every record in the userdb was added by this sync (see SyncState).
     only_ours: bool = False
+    # The initial sync's chunks not pushed yet (see InitialChunk).
+    chunks: list[InitialChunk] = dataclasses.field(default_factory=list)
     _gateway: SendGateway | None = None
 
     @property
@@ -99,6 +109,10 @@ class Context:
     @property
     def matching(self) -> list[FieldMapping]:
         return [row for row in self.mappings if row.matching]
+
+    def chunk_owes(self, subject_id: uuid.UUID) -> bool:
+        """Tell whether an initial chunk not pushed yet covers a subject."""
+        return any(chunk.covers(subject_id) for chunk in self.chunks)
 
     def close(self) -> None:
         if self._gateway is not None:
@@ -123,6 +137,7 @@ def load_context(source_id: uuid.UUID | str) -> Context | None:
         userdb_id=source.send.userdb_id,
         account=source.send.api_key_hash,
         only_ours=only_ours,
+        chunks=list(InitialChunk.objects.filter(source=source)),
         mappings=list(source.field_map.all()),
         rows=list(
             source.subscription_rows.select_related("hub_system").exclude(
@@ -222,8 +237,63 @@ def record_issue(
 # Hub to Send.
 
 
-def push_subjects(ctx: Context, ids: Sequence[uuid.UUID], counts: Counts) -> None:
+def push_subjects(
+    ctx: Context, ids: Sequence[uuid.UUID], counts: Counts
+) -> set[uuid.UUID]:
     """Bring Send in line with the current state of the given Hub subjects.
+
+    Return the subjects left to the initial sync: unlinked ones that an
+    initial chunk not pushed yet covers. The chunk reads them when it runs,
+    so their outbox rows must wait for it: pushed now, they would be added
+    twice, or removed before the chunk adds them again.
+    """
+    documents = subject_documents(ctx, ids)
+    links = {
+        link.subject_id: link
+        for link in Link.objects.filter(source=ctx.source, subject_id__any_of=ids)
+    }
+    owed = {
+        subject_id
+        for subject_id in ids
+        if ctx.chunk_owes(subject_id) and _unlinked(links.get(subject_id))
+    }
+    _push(ctx, [s for s in ids if s not in owed], documents, links, counts)
+    return owed
+
+
+def push_chunk(ctx: Context, chunk: InitialChunk, counts: Counts) -> uuid.UUID | None:
+    """Push the customers of an initial chunk, up to CHUNK_LIMIT of them.
+
+    Return the last id pushed when the limit was reached (the chunk may
+    hold more), else None.
+    """
+    documents = customer_documents_after(
+        ctx.node.id, chunk.after_id, chunk.upto_id, CHUNK_LIMIT
+    )
+    ids = list(documents)
+    if not ids:
+        return None
+    links = Link.objects.filter(source=ctx.source, subject_id__lte=ids[-1])
+    if chunk.after_id is not None:
+        links = links.filter(subject_id__gt=chunk.after_id)
+    by_subject = {link.subject_id: link for link in links}
+    _push(ctx, ids, documents, by_subject, counts, chunk=chunk)
+    return ids[-1] if len(ids) == CHUNK_LIMIT else None
+
+
+def _unlinked(link: Link | None) -> bool:
+    return link is None or link.subscriber_id is None
+
+
+def _push(
+    ctx: Context,
+    ids: Sequence[uuid.UUID],
+    documents: dict[uuid.UUID, dict[str, Any]],
+    links: dict[uuid.UUID, Link],
+    counts: Counts,
+    chunk: InitialChunk | None = None,
+) -> None:
+    """Push subjects, given their documents (absent: gone) and links.
 
     1. Gone or disabled subjects have their Send record removed.
     2. Linked subjects are updated with the fields that changed, then their
@@ -233,11 +303,6 @@ def push_subjects(ctx: Context, ids: Sequence[uuid.UUID], counts: Counts) -> Non
     The links written meanwhile are saved together at the end, even when a
     retryable SendError escapes so that the caller can back off and retry.
     """
-    documents = subject_documents(ctx, ids)
-    links = {
-        link.subject_id: link
-        for link in Link.objects.filter(source=ctx.source, subject_id__any_of=ids)
-    }
     fresh: list[tuple[uuid.UUID, dict[str, Any]]] = []
     dirty: list[Link] = []
     try:
@@ -260,7 +325,7 @@ def push_subjects(ctx: Context, ids: Sequence[uuid.UUID], counts: Counts) -> Non
                     raise
                 _failed(ctx, counts, error.code, str(error), subject_id, document)
         if fresh:
-            _add_or_match(ctx, fresh, counts, dirty, tried=set(links))
+            _add_or_match(ctx, fresh, counts, dirty, set(links), chunk)
     finally:
         _save_links(dirty)
 
@@ -341,6 +406,7 @@ def _update(
                 return False
             link.values = _mapped(ctx, record.attributes)
             link.send_hash = values_hash(link.values)
+            link.send_stamp = _stamp(record)
             wrote = True
         link.hub_hash = digest
     wrote = _push_subscriptions(ctx, link, document) or wrote
@@ -416,18 +482,24 @@ def _add_or_match(
     counts: Counts,
     dirty: list[Link],
     tried: set[uuid.UUID],
+    chunk: InitialChunk | None = None,
 ) -> None:
     """Link subjects with no Send record to their match, or add them.
 
     While the userdb holds only records this sync added, a subject with no
-    link at all was never sent (every add marks its link first), so it
-    cannot be in Send and is added without a look-up. Subjects in `tried`
-    have a link row (a marker left by an add whose answer may have been
-    lost): they are always looked up, so a retry duplicates nothing.
+    link at all was never sent (every add marks its link first, or its
+    initial chunk), so it cannot be in Send and is added without a
+    look-up. Subjects in `tried` have a link row (a marker left by an add
+    whose answer may have been lost), and the subjects of a chunk leased
+    before: they are always looked up, so a retry duplicates nothing.
     """
     if not ctx.reads:
         counts.unchanged += len(fresh)
         return
+    if chunk is not None and chunk.attempts > 1:
+        tried = tried | {subject_id for subject_id, _ in fresh}
+    # A first lease of a chunk marks its adds in the chunk's row, at once.
+    chunk_marks = chunk is not None and chunk.attempts == 1
     prepared: list[tuple[uuid.UUID, dict[str, Any], dict[str, str | None]]] = []
     to_add = []
     for subject_id, document in fresh:
@@ -448,8 +520,24 @@ def _add_or_match(
             _adopt(ctx, subject_id, document, values, found[0], counts, dirty)
         else:
             to_add.append((subject_id, document, values))
+    if chunk is not None and chunk_marks and to_add:
+        batches.mark_chunk(chunk.id, _keys(ctx, [values for _, _, values in to_add]))
     for start in range(0, len(to_add), BATCH_SIZE):
-        _add_batch(ctx, to_add[start : start + BATCH_SIZE], counts, tried)
+        batch = to_add[start : start + BATCH_SIZE]
+        _add_batch(ctx, batch, counts, tried, chunk_marks)
+
+
+def _keys(ctx: Context, candidates: list[dict[str, str | None]]) -> set[str]:
+    """Return the match keys (first matching field) of records to add."""
+    if not ctx.matching:
+        return set()
+    first = ctx.matching[0]
+    keys = {
+        match_key(values.get(first.send_field), first.hub_field)
+        for values in candidates
+    }
+    keys.discard("")
+    return keys
 
 
 def _ambiguous(
@@ -494,6 +582,7 @@ def _adopt(
     link.pending_add = None
     link.values = _mapped(ctx, record.attributes)
     link.send_hash = values_hash(link.values)
+    link.send_stamp = _stamp(record)
     link.subscriptions = _registrations(ctx, record.attributes)
     link.hub_hash = ""
     _update(ctx, link, document, counts, dirty)
@@ -508,27 +597,32 @@ def _add_batch(
     batch: list[tuple[uuid.UUID, dict[str, Any], dict[str, str | None]]],
     counts: Counts,
     tried: set[uuid.UUID],
+    chunk_marks: bool = False,
 ) -> None:
     """Add records in one call, marking them first so a retry looks them up.
 
     `tried` holds the subjects that had a link row when the push began.
+    With `chunk_marks`, the leased initial chunk holding them is the mark.
     """
-    marker = uuid.uuid4()
-    now = timezone.now()
-    # Another relay's marker stands while its claim may still be running;
-    # after that its add either reached Send (the look-up found it) or not.
-    stale = now - dt.timedelta(seconds=settings.SYNC_CLAIM_SECONDS)
-    mine = batches.mark_adds(
-        ctx.source.id,
-        marker,
-        [(subject_id, values) for subject_id, _, values in batch],
-        tried,
-        now,
-        stale,
-    )
-    batch = [item for item in batch if item[0] in mine]
-    if not batch:
-        return
+    marker = None
+    if not chunk_marks:
+        marker = uuid.uuid4()
+        now = timezone.now()
+        # Another relay's marker stands while its claim may still be
+        # running; after that its add either reached Send (the look-up
+        # found it) or not.
+        stale = now - dt.timedelta(seconds=settings.SYNC_CLAIM_SECONDS)
+        mine = batches.mark_adds(
+            ctx.source.id,
+            marker,
+            [(subject_id, values) for subject_id, _, values in batch],
+            tried,
+            now,
+            stale,
+        )
+        batch = [item for item in batch if item[0] in mine]
+        if not batch:
+            return
     records = [_with_registrations(ctx, doc, values) for _, doc, values in batch]
     try:
         added = call(
@@ -536,16 +630,18 @@ def _add_batch(
         )
     except SendError as error:
         # This add is over: free the subjects for the next attempt, which
-        # looks them up first since their links exist.
-        Link.objects.filter(source=ctx.source, pending_add=marker).update(
-            pending_add=None
-        )
+        # looks them up first since their links exist (or their chunk was
+        # leased before).
+        if marker is not None:
+            Link.objects.filter(source=ctx.source, pending_add=marker).update(
+                pending_add=None
+            )
         if not isinstance(error, InvalidData) or len(batch) == 1:
             raise
         # The batch is all or none: add one by one to find the bad records.
         for item in batch:
             try:
-                _add_batch(ctx, [item], counts, tried | {item[0]})
+                _add_batch(ctx, [item], counts, tried | {item[0]}, chunk_marks)
             except InvalidData as bad:
                 _failed(ctx, counts, bad.code, str(bad), item[0], item[1])
         return
@@ -558,6 +654,7 @@ def _add_batch(
                 subscriber_id=record.identifier,
                 hub_hash=values_hash(values),
                 send_hash=values_hash(mapped),
+                send_stamp=_stamp(record),
                 values=mapped,
                 subscriptions=_registrations(ctx, record.attributes),
             )
@@ -698,6 +795,10 @@ def _registrations(ctx: Context, attributes: dict[str, str | None]) -> dict[str,
 # Send to Hub.
 
 
+def _stamp(record: Subscriber) -> str:
+    return record.attributes.get(MODIFIED_FIELD) or ""
+
+
 def send_time(record: Subscriber) -> dt.datetime | None:
     """Return the record's lastModified moment, if Send gave one."""
     text = record.attributes.get(MODIFIED_FIELD)
@@ -707,6 +808,36 @@ def send_time(record: Subscriber) -> dt.datetime | None:
 def _parse_iso(text: str) -> dt.datetime:
     moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def pull_moved(ctx: Context, stubs: Sequence[Subscriber], counts: Counts) -> None:
+    """Apply the records among `stubs` that changed since the sync last saw them.
+
+    `stubs` carry the identifier and lastModified alone. Send moves the
+    stamp on every write, so a record whose stamp is its link's is as the
+    link knows it, and counts as unchanged unread: most records a poll
+    meets are the sync's own writes. The others are read whole, by
+    identifier, and pulled.
+    """
+    if not stubs:
+        return
+    seen = dict(
+        Link.objects.filter(
+            source=ctx.source, subscriber_id__any_of=[s.identifier for s in stubs]
+        ).values_list("subscriber_id", "send_stamp")
+    )
+    moved = [s.identifier for s in stubs if seen.get(s.identifier) != _stamp(s)]
+    counts.unchanged += len(stubs) - len(moved)
+    for start in range(0, len(moved), BATCH_SIZE):
+        listed = ",".join(str(i) for i in moved[start : start + BATCH_SIZE])
+        records = call(
+            ctx.gateway.find_subscribers_by,
+            ctx.userdb_id,
+            [AttributeFilter(IDENTIFIER_FIELD, listed, "IN")],
+            page=1,
+            page_size=BATCH_SIZE,
+        )
+        pull_records(ctx, records, counts)
 
 
 def pull_records(ctx: Context, records: Iterable[Subscriber], counts: Counts) -> None:
@@ -784,14 +915,15 @@ def _adds_in_flight(ctx: Context) -> set[str]:
     """
     if not ctx.matching:
         return set()
-    first = ctx.matching[0]
     pending = Link.objects.filter(
         source=ctx.source, pending_add__isnull=False, subscriber_id__isnull=True
     ).values_list("values", flat=True)
-    keys = {
-        match_key(values.get(first.send_field), first.hub_field) for values in pending
-    }
-    keys.discard("")
+    keys = _keys(ctx, list(pending))
+    leased = InitialChunk.objects.filter(
+        source=ctx.source, claimed_until__gt=timezone.now()
+    )
+    for chunk_keys in leased.values_list("keys", flat=True):
+        keys.update(chunk_keys)
     return keys
 
 
@@ -952,6 +1084,7 @@ def _pull_create(
         subscriber_id=record.identifier,
         values=values,
         send_hash=values_hash(values),
+        send_stamp=_stamp(record),
         hub_hash=_hub_hash(ctx, customer.as_document()),
         subscriptions=registrations,
     )
@@ -1034,6 +1167,7 @@ def _pull_into(
         counts.unchanged += 1
     link.values = values
     link.send_hash = values_hash(values)
+    link.send_stamp = _stamp(record)
     link.subscriptions = {**link.subscriptions, **registrations}
     if not hub_wins:
         link.hub_hash = _hub_hash(ctx, customer.as_document())

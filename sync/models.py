@@ -80,13 +80,53 @@ class OutboxEntry(models.Model):
         return f"{self.action} {self.subject_id}"
 
 
+class InitialChunk(models.Model):
+    """A run of a node's customers, by id, that the initial sync owes Send.
+
+    The initial sync splits an entry node into chunks of about one batch
+    instead of giving every customer an outbox row. A chunk covers the ids
+    above `after_id` up to `upto_id` (None: no bound), so the chunks of a
+    source cover every id, customers created meanwhile included. Chunks
+    are leased like outbox rows, pushed and deleted. While one is leased,
+    `keys` holds the match keys of the records it is adding, so that a
+    poll reading one back before its link is written knows it as ours. A
+    chunk leased again (`attempts` above 1) may have reached Send: its
+    customers are looked up before anything is added.
+    """
+
+    source = models.ForeignKey(
+        "sources.Source", on_delete=models.CASCADE, related_name="initial_chunks"
+    )
+    after_id = models.UUIDField(null=True, blank=True)
+    upto_id = models.UUIDField(null=True, blank=True)
+    # Customers in the range when the chunk was made: progress, not a rule.
+    size = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    keys = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"({self.after_id}, {self.upto_id}]"
+
+    def covers(self, subject_id: uuid.UUID) -> bool:
+        return (self.after_id is None or subject_id > self.after_id) and (
+            self.upto_id is None or subject_id <= self.upto_id
+        )
+
+
 class Link(models.Model):
     """A Hub subject and its Send record, with what each side last held.
 
     `hub_hash` and `send_hash` are hashes of the mapped values last written
     to or read from each side; `values` are those values in Send's text
     form (to tell which fields changed), and `subscriptions` the last known
-    registration state per Hub subscription system. `pending_add` marks a
+    registration state per Hub subscription system. `send_stamp` is the
+    record's `lastModified` when the sync last wrote or read all of it: a
+    poll reads whole only the records whose stamp moved since. `pending_add` marks a
     record whose add may have reached Send without the answer reaching us;
     while it is set, `values` are the values being added.
     """
@@ -103,6 +143,7 @@ class Link(models.Model):
     subscriber_id = models.BigIntegerField(null=True, blank=True)
     hub_hash = models.CharField(max_length=64, blank=True, default="")
     send_hash = models.CharField(max_length=64, blank=True, default="")
+    send_stamp = models.CharField(max_length=40, blank=True, default="")
     values = models.JSONField(default=dict, blank=True)
     subscriptions = models.JSONField(default=dict, blank=True)
     pending_add = models.UUIDField(null=True, blank=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db.models import Min
+from django.db.models import Min, Sum
 from django.utils import timezone
 
 from sources.models import Source
 
-from .models import OutboxEntry, SyncIssue, SyncRun, SyncState
+from .models import InitialChunk, OutboxEntry, SyncIssue, SyncRun, SyncState
 
 LAST_RUNS = 10
 
@@ -20,12 +20,17 @@ def sync_state(source: Source) -> dict[str, Any]:
 
     `state` is "disabled", "initial" (the first sync is being queued),
     "syncing" (rows are pending) or "idle"; lag ages are in seconds, None
-    when there is nothing to measure.
+    when there is nothing to measure. `pending` counts the outbox rows and
+    the customers the initial chunks still owe Send.
     """
     now = timezone.now()
     pending = OutboxEntry.objects.filter(source=source)
-    oldest = pending.aggregate(oldest=Min("created_at"))["oldest"]
-    count = pending.count()
+    chunks = InitialChunk.objects.filter(source=source).aggregate(
+        oldest=Min("created_at"), owed=Sum("size")
+    )
+    moments = [pending.aggregate(oldest=Min("created_at"))["oldest"], chunks["oldest"]]
+    oldest = min((moment for moment in moments if moment), default=None)
+    count = pending.count() + (chunks["owed"] or 0)
     state = SyncState.objects.filter(source=source).first()
     last_poll = state.last_poll_ok_at if state else None
     if not source.enabled:

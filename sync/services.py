@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import logging
 import random
 import threading
@@ -19,18 +20,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, reset_queries, transaction
-from django.db.models import Exists, F, Min, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
 from hub.models import Customer, Node
 from hub.selectors import profile_id, profile_key
-from hubsync.db import fast_path
 from sources.models import ActiveNode, Provider, Source
 from sources.rules import Change
 from sources.send.gateway import MODIFIED_FIELD, AttributeFilter, SendError
 
 from . import batches, engine
-from .models import Link, OutboxEntry, SyncIssue, SyncRun, SyncState
+from .models import InitialChunk, Link, OutboxEntry, SyncIssue, SyncRun, SyncState
 from .slots import NoSlot, account_slot
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def outbox_relay_run(source_id: uuid.UUID | str, seconds: float) -> bool:
             with _local_relays_lock:
                 _local_relays[key] -= 1
                 last = _local_relays[key] == 0
-        if not last or not _ready_rows(source_id).exists():
+        if not last or not _work_ready(source_id):
             return False
 
 
@@ -174,17 +174,17 @@ def relay_limit() -> int:
     return max(1, min(int(settings.SYNC_RELAY_PARALLELISM), calls - 1))
 
 
-def _ready_rows(source_id: uuid.UUID | str) -> QuerySet[OutboxEntry]:
+def _work_ready(source_id: uuid.UUID | str) -> bool:
+    """Tell whether a source has outbox rows or initial chunks free to take."""
     now = timezone.now()
-    return OutboxEntry.objects.filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-        source_id=source_id,
-        available_at__lte=now,
-    )
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    rows = OutboxEntry.objects.filter(free, source_id=source_id, available_at__lte=now)
+    chunks = InitialChunk.objects.filter(free, source_id=source_id)
+    return rows.exists() or chunks.exists()
 
 
 def outbox_relay(source_id: uuid.UUID | str) -> int:
-    """Claim one batch of a source's outbox rows and push their subjects.
+    """Push one batch of a source: outbox rows first, else an initial chunk.
 
     1. Rows are claimed in a short transaction (SKIP LOCKED plus a lease),
        with the other free rows of the same subjects, so they coalesce.
@@ -192,20 +192,21 @@ def outbox_relay(source_id: uuid.UUID | str) -> int:
        the account's call slots.
     3. Done rows are deleted; on a passing failure they come back later
        with exponential backoff. A dead worker's lease simply runs out.
-    Return the number of rows handled (0 when there was nothing to do).
+       Rows whose subjects an initial chunk still owes wait for it.
+    Return the number of rows or customers handled (0: nothing to do).
     """
     ctx = engine.load_context(source_id)
     if ctx is None or not ctx.source.enabled:
         return 0
     claim = _claim(ctx.source)
     if claim is None:
-        return 0
+        return _relay_chunk(ctx)
     claimed, subjects = claim
     run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.PUSH)
     counts = engine.Counts()
     try:
         with account_slot(ctx.account):
-            engine.push_subjects(ctx, subjects, counts)
+            owed = engine.push_subjects(ctx, subjects, counts)
     except (SendError, NoSlot) as error:
         code = getattr(error, "code", "SYNC_NO_SLOT")
         _back_off(claimed)
@@ -219,9 +220,66 @@ def outbox_relay(source_id: uuid.UUID | str) -> int:
         return len(claimed)
     finally:
         ctx.close()
-    OutboxEntry.objects.filter(id__any_of=claimed).delete()
+    rows = OutboxEntry.objects.filter(id__any_of=claimed)
+    if owed:
+        rows.filter(subject_id__in=owed).update(
+            claim=None,
+            claimed_until=None,
+            available_at=timezone.now()
+            + dt.timedelta(seconds=settings.SYNC_CHUNK_WAIT_SECONDS),
+        )
+        rows = rows.exclude(subject_id__in=owed)
+    rows.delete()
     _finish(run, counts)
     return len(claimed)
+
+
+def _relay_chunk(ctx: engine.Context) -> int:
+    """Lease one initial chunk of the source and push its customers.
+
+    The chunk is deleted once pushed, or narrowed to the ids after those
+    pushed when it held more than one read; on a passing failure it comes
+    back later with exponential backoff. Return the customers handled.
+    """
+    now = timezone.now()
+    lease = dt.timedelta(seconds=settings.SYNC_CLAIM_SECONDS)
+    chunk = batches.claim_chunk(ctx.source.id, now, now + lease)
+    if chunk is None:
+        ctx.close()
+        return 0
+    run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.INITIAL)
+    counts = engine.Counts()
+    chunks = InitialChunk.objects.filter(pk=chunk.pk)
+    try:
+        with account_slot(ctx.account):
+            more = engine.push_chunk(ctx, chunk, counts)
+    except (SendError, NoSlot) as error:
+        code = getattr(error, "code", "SYNC_NO_SLOT")
+        delay = min(settings.SYNC_BACKOFF_MAX_SECONDS, 2 ** min(chunk.attempts, 16))
+        chunks.update(
+            keys=[],
+            claimed_until=timezone.now()
+            + dt.timedelta(seconds=delay * (0.5 + random.random())),
+        )
+        _finish(run, counts, error=f"{code}: {error}")
+        logger.warning(
+            "Initial chunk postponed. source=%s chunk=%s code=%s",
+            ctx.source.id,
+            chunk.pk,
+            code,
+        )
+        return max(chunk.size, 1)
+    finally:
+        ctx.close()
+    if more is None:
+        chunks.delete()
+    else:
+        # A new range, never sent: its first lease adds without look-ups.
+        chunks.update(after_id=more, keys=[], claimed_until=None, attempts=0)
+    _release_waiting(ctx.source.id, chunk.after_id, more or chunk.upto_id)
+    _finish(run, counts)
+    # Never 0, which would tell the relay the source has nothing left.
+    return max(1, sum(counts.as_fields().values()))
 
 
 def _claim(source: Source) -> tuple[list[int], list[uuid.UUID]] | None:
@@ -254,18 +312,39 @@ def _finish(run: SyncRun, counts: engine.Counts, error: str = "") -> None:
     run.save()
 
 
-def pending_sources() -> list[uuid.UUID]:
-    """Return the enabled Send sources with outbox rows ready to go, once each."""
+def _release_waiting(
+    source_id: uuid.UUID, after: uuid.UUID | None, upto: uuid.UUID | None
+) -> None:
+    """Make the outbox rows that waited for a pushed range ready at once."""
     now = timezone.now()
-    return list(
-        OutboxEntry.objects.filter(source__enabled=True, available_at__lte=now)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+    rows = OutboxEntry.objects.filter(source_id=source_id, available_at__gt=now)
+    if after is not None:
+        rows = rows.filter(subject_id__gt=after)
+    if upto is not None:
+        rows = rows.filter(subject_id__lte=upto)
+    rows.filter(attempts=0).update(available_at=now)
+
+
+def pending_sources() -> list[uuid.UUID]:
+    """Return the enabled Send sources with work ready to go, once each:
+    outbox rows, or initial chunks (a dead worker's lease ran out)."""
+    now = timezone.now()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    rows = (
+        OutboxEntry.objects.filter(free, source__enabled=True, available_at__lte=now)
         .values_list("source_id", flat=True)
         # The model's default ordering (id) would join the DISTINCT and
         # name a source once per row: 100,000 nudges per sweep.
         .order_by()
         .distinct()
     )
+    chunks = (
+        InitialChunk.objects.filter(free, source__enabled=True)
+        .values_list("source_id", flat=True)
+        .order_by()
+        .distinct()
+    )
+    return list(dict.fromkeys([*rows, *chunks]))
 
 
 def outbox_sweep() -> list[uuid.UUID]:
@@ -286,6 +365,11 @@ def outbox_sweep() -> list[uuid.UUID]:
 def _sweep_grant(grant: ActiveNode) -> None:
     state, _ = SyncState.objects.get_or_create(source_id=grant.source_id)
     if state.initial_done_at is None:
+        return
+    if InitialChunk.objects.filter(source_id=grant.source_id).exists():
+        # The chunks read every customer as it is when they run. The window
+        # below keeps its start meanwhile, so what a bulk path changes in a
+        # chunk already pushed is swept once they are done.
         return
     started = timezone.now()
     since = (state.last_sweep_at or state.initial_done_at) - dt.timedelta(minutes=1)
@@ -361,6 +445,7 @@ def source_changed_record(
         return
     if action == "updated" and changes & _RELINK_CHANGES:
         Link.objects.filter(source=source).delete()
+        InitialChunk.objects.filter(source=source).delete()
         SyncState.objects.filter(source=source).delete()
     if not source.enabled:
         # Nobody watches the userdb while the source is off.
@@ -380,10 +465,11 @@ def _start(source_id: str) -> None:
 def source_initial_sync(source_id: uuid.UUID | str) -> int:
     """Queue every subject of the source's node, once; on re-enable, catch up.
 
-    The first time, each customer (or aggregate profile) gets an outbox
-    row; the relays then add them in batches. Later enables only wake the
-    relays and the poll: the outbox kept what happened meanwhile, and the
-    cursor where the poll stopped. Return the number of rows queued.
+    The first time, an entry node is split into initial chunks, and each
+    profile of an aggregate node gets an outbox row; the relays then add
+    them in batches. Later enables only wake the relays and the poll: the
+    outbox and the chunks kept what happened meanwhile, and the cursor
+    where the poll stopped. Return the number of subjects queued.
     """
     ctx = engine.load_context(source_id)
     if ctx is None or not ctx.source.enabled:
@@ -391,7 +477,6 @@ def source_initial_sync(source_id: uuid.UUID | str) -> int:
     state, _ = SyncState.objects.get_or_create(source=ctx.source)
     if state.initial_done_at is not None:
         return 0
-    run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.INITIAL)
     # Only a watched userdb may skip look-ups: the poll is what notices a
     # record someone else adds.
     watched = not ctx.node.is_aggregate and (ctx.writes or bool(ctx.rows))
@@ -400,10 +485,8 @@ def source_initial_sync(source_id: uuid.UUID | str) -> int:
     if ctx.node.is_aggregate:
         queued = _queue_aggregate(ctx.source, ctx.node)
     else:
-        queued = _queue_entry_node(ctx.source, ctx.node)
+        queued = _chunk_entry_node(ctx.source, ctx.node)
     SyncState.objects.filter(pk=state.pk).update(initial_done_at=timezone.now())
-    run.finished_at = timezone.now()
-    run.save(update_fields=["finished_at"])
     logger.info("Initial sync queued. source=%s subjects=%s", source_id, queued)
     return queued
 
@@ -419,37 +502,38 @@ def _userdb_empty(ctx: engine.Context) -> bool:
         ctx.close()
 
 
-def _queue_entry_node(source: Source, node: Node) -> int:
-    """Give every customer of an entry node an outbox row, in one statement.
+def _chunk_entry_node(source: Source, node: Node) -> int:
+    """Split an entry node's customers into initial chunks; return how many
+    customers they hold.
 
-    The ids never pass through Python: made one object at a time, 100,000
-    rows held the worker's relays back for seconds.
+    Every CHUNK_SIZE-th id, in id order, ends a chunk; the first chunk has
+    no lower bound and the last no upper one, so together they cover every
+    id. The database numbers the ids: only the bounds reach Python.
     """
-    now = OutboxEntry._meta.get_field("created_at").get_db_prep_value(
-        timezone.now(), connection
-    )
+    InitialChunk.objects.filter(source=source).delete()
+    size = engine.BATCH_SIZE
     ids = Customer._meta.pk
     assert ids is not None
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {OutboxEntry._meta.db_table}"  # noqa: S608
-            " (source_id, subject_id, action, created_at, available_at, attempts)"
-            f" SELECT %s, id, %s, %s, %s, 0 FROM {Customer._meta.db_table}"
-            " WHERE node_id = %s ORDER BY id",
-            [
-                ids.get_db_prep_value(source.id, connection),
-                OutboxEntry.Action.CHANGED.value,
-                now,
-                now,
-                ids.get_db_prep_value(node.id, connection),
-            ],
+            "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) AS place"  # noqa: S608
+            f" FROM {Customer._meta.db_table} WHERE node_id = %s) AS numbered"
+            " WHERE place %% %s = 0 ORDER BY id",
+            [ids.get_db_prep_value(node.id, connection), size],
         )
-        queued = int(cursor.rowcount)
-        if fast_path(connection):
-            # Statistics taken while the outbox was nearly empty make the
-            # planner sort or scan every row for each batch's claim.
-            cursor.execute(f"ANALYZE {OutboxEntry._meta.db_table}")
-        return queued
+        bounds = [ids.to_python(row[0]) for row in cursor.fetchall()]
+    total = Customer.objects.filter(node=node).count()
+    edges = [None, *bounds, None]
+    InitialChunk.objects.bulk_create(
+        InitialChunk(
+            source=source,
+            after_id=after,
+            upto_id=upto,
+            size=size if upto is not None else total - size * len(bounds),
+        )
+        for after, upto in itertools.pairwise(edges)
+    )
+    return total
 
 
 def _queue_aggregate(source: Source, node: Node) -> int:
@@ -495,6 +579,8 @@ def source_poll(source_id: uuid.UUID | str) -> int:
     The cursor is (lastModified, ids applied at it): each page is read
     again from >= the cursor, so records that share a timestamp, or that
     change while the poll pages, are neither skipped nor applied twice.
+    Pages carry identifiers and stamps alone; only the records whose stamp
+    moved since their link saw them are read whole.
     """
     ctx = engine.load_context(source_id)
     if ctx is None or not ctx.source.enabled or ctx.node.is_aggregate:
@@ -561,6 +647,7 @@ def _poll_pages(ctx: engine.Context, state: SyncState, counts: engine.Counts) ->
             page_size=engine.BATCH_SIZE,
             sort_field=MODIFIED_FIELD,
             ascending=True,
+            attributes=[MODIFIED_FIELD],
         )
         fresh = [
             r
@@ -570,7 +657,7 @@ def _poll_pages(ctx: engine.Context, state: SyncState, counts: engine.Counts) ->
                 and r.identifier in seen_at_stamp
             )
         ]
-        engine.pull_records(ctx, fresh, counts)
+        engine.pull_moved(ctx, fresh, counts)
         for record in fresh:
             moment = record.attributes.get(MODIFIED_FIELD) or ""
             if moment != stamp:
@@ -642,10 +729,11 @@ def _read_all(ctx: engine.Context, counts: engine.Counts) -> set[int]:
                 [],
                 page=page,
                 page_size=engine.BATCH_SIZE,
+                attributes=[MODIFIED_FIELD],
             )
-        present.update(record.identifier for record in records)
-        if ctx.writes or ctx.rows:
-            engine.pull_records(ctx, records, counts)
+            present.update(record.identifier for record in records)
+            if ctx.writes or ctx.rows:
+                engine.pull_moved(ctx, records, counts)
         if len(records) < engine.BATCH_SIZE:
             return present
         page += 1
@@ -733,7 +821,9 @@ def sync_resync(source: Source) -> None:
     record is compared and rewritten where it differs.
     """
     with transaction.atomic():
-        Link.objects.filter(source=source).update(hub_hash="", send_hash="")
+        Link.objects.filter(source=source).update(
+            hub_hash="", send_hash="", send_stamp=""
+        )
         SyncState.objects.update_or_create(
             source=source,
             defaults={"cursor_stamp": "", "cursor_ids": [], "initial_done_at": None},

@@ -387,6 +387,7 @@ class SoapSendGateway:
         page_size: int = 500,
         sort_field: str | None = None,
         ascending: bool = True,
+        attributes: Sequence[str] | None = None,
     ) -> list[Subscriber]:
         pagination: dict[str, Any] = {"currentPage": page, "pageSize": page_size}
         if sort_field is not None:
@@ -408,6 +409,7 @@ class SoapSendGateway:
                 }
                 for item in where
             ],
+            selectedAttribute=list(attributes or []),
             pagination=pagination,
         )
         return _subscribers_in(result, "{*}return/{*}currentPageItems")

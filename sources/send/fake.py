@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .gateway import (
+    IDENTIFIER_FIELD,
     MODIFIED_FIELD,
     AttributeFilter,
     AuthenticationFailed,
@@ -63,6 +64,12 @@ def _matches(value: str | None, where: AttributeFilter) -> bool:
     if where.mode == "GREATER_EQUALS":
         return value is not None and value >= where.value
     return value == where.value
+
+
+def _value(record: Subscriber, name: str) -> str | None:
+    if name == IDENTIFIER_FIELD:
+        return str(record.identifier)
+    return record.attributes.get(name)
 
 
 class FakeSendGateway:
@@ -142,11 +149,12 @@ class FakeSendGateway:
         page_size: int = 500,
         sort_field: str | None = None,
         ascending: bool = True,
+        attributes: Sequence[str] | None = None,
     ) -> list[Subscriber]:
         found = [
             record
             for record in self._records(userdb_id).values()
-            if all(_matches(record.attributes.get(f.name), f) for f in where)
+            if all(_matches(_value(record, f.name), f) for f in where)
         ]
         if sort_field is not None:
             found.sort(
@@ -154,7 +162,15 @@ class FakeSendGateway:
                 reverse=not ascending,
             )
         start = (page - 1) * page_size
-        return found[start : start + page_size]
+        found = found[start : start + page_size]
+        if attributes is None:
+            return found
+        return [
+            Subscriber(
+                r.identifier, {name: r.attributes.get(name) for name in attributes}
+            )
+            for r in found
+        ]
 
     def add_subscriber(
         self, userdb_id: int, attributes: dict[str, str | None]

@@ -16,6 +16,7 @@ from django.utils.module_loading import import_string
 
 # The emulator adds these two fields to every userdb; real Send userdbs are
 # set up with the same names for hubsync.
+IDENTIFIER_FIELD = "id"
 MODIFIED_FIELD = "lastModified"
 
 
@@ -144,7 +145,11 @@ class SendGateway(Protocol):
         page_size: int = 500,
         sort_field: str | None = None,
         ascending: bool = True,
-    ) -> list[Subscriber]: ...
+        attributes: Sequence[str] | None = None,
+    ) -> list[Subscriber]:
+        """Return one page of the records that pass every filter, with only
+        the named `attributes` when given (the identifier always)."""
+        ...
 
     def add_subscriber(
         self, userdb_id: int, attributes: dict[str, str | None]

@@ -7,7 +7,7 @@ from hub import services as hub
 from sources.send.fake import FakeSendGateway
 from sources.send.gateway import TransientError
 from sync import services
-from sync.models import AccountSlot, OutboxEntry, SyncState
+from sync.models import AccountSlot, InitialChunk, OutboxEntry, SyncState
 from sync.slots import account_slot
 
 from .conftest import gateway, records
@@ -44,6 +44,7 @@ def initial(setup, count=3):
 
 def due_again():
     OutboxEntry.objects.update(available_at=timezone.now(), claimed_until=None)
+    InitialChunk.objects.update(claimed_until=None)
 
 
 def test_the_sweep_nudges_each_source_once(setup):
