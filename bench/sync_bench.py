@@ -105,6 +105,60 @@ def memory_tree(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+def process_cpu(pid: int) -> float:
+    """Return the CPU seconds a process has used so far (0 when gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    utime, stime = fields.split()[11:13]
+    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU seconds used so far by a process and its children."""
+    family = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        family += [int(p) for p in children.read_text().split()]
+    return sum(process_cpu(each) for each in family)
+
+
+def postgres_cpu() -> dict[int, float]:
+    """Return the CPU seconds of each PostgreSQL process (sessions included)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found[int(entry.name)] = process_cpu(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return found
+
+
+def cpu_split(worker: int, emulator: int) -> dict[str, Any]:
+    """Return the CPU seconds used so far by each part of the benchmark."""
+    return {
+        "worker": cpu_seconds(worker),
+        "emulator": process_cpu(emulator),
+        "PostgreSQL": postgres_cpu(),
+        "this script": process_cpu(os.getpid()),
+    }
+
+
+def cpu_spent(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """Return the CPU seconds each part used between two `cpu_split` calls.
+
+    PostgreSQL sessions opened in between count from nothing."""
+    spent = {name: after[name] - before[name] for name in after if name != "PostgreSQL"}
+    old = before["PostgreSQL"]
+    spent["PostgreSQL"] = sum(
+        used - old.get(pid, 0.0) for pid, used in after["PostgreSQL"].items()
+    )
+    return spent
+
+
 def raw_ceiling(gateway_factory: Any, base: str, records: int) -> float:
     from sources.send.gateway import SendCredentials
 
@@ -230,8 +284,15 @@ def main() -> None:
 
     worker = None
     try:
-        ceiling = raw_ceiling(SoapSendGateway, base, min(args.customers, 50_000))
-        print(f"raw ingest ceiling: {ceiling:.0f} records/s", flush=True)
+        raw = min(args.customers, 50_000)
+        before_raw = process_cpu(emulator.process.pid)
+        ceiling = raw_ceiling(SoapSendGateway, base, raw)
+        emulator_cpu = process_cpu(emulator.process.pid) - before_raw
+        print(
+            f"raw ingest ceiling: {ceiling:.0f} records/s "
+            f"(emulator CPU {emulator_cpu * 1e6 / raw:.0f} us per record)",
+            flush=True,
+        )
         slow = naive(SoapSendGateway, base, args.naive_sample)
         print(f"naive one call per customer: {slow:.0f} records/s", flush=True)
 
@@ -279,6 +340,7 @@ def main() -> None:
         )
         time.sleep(3)
         peak = peak_pss = 0
+        before = cpu_split(worker.pid, emulator.process.pid)
         started = time.perf_counter()
         source = send_source(workspace, node, userdb)
         while count(base, userdb) < args.customers:
@@ -286,10 +348,20 @@ def main() -> None:
             peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             time.sleep(0.5)
         elapsed = time.perf_counter() - started
+        spent = cpu_spent(before, cpu_split(worker.pid, emulator.process.pid))
         rate = args.customers / elapsed
         print(
             f"initial sync: {args.customers} in {elapsed:.1f} s = {rate:.0f} "
             f"records/s ({rate / ceiling:.2f} of ceiling, {rate / slow:.1f}x naive)",
+            flush=True,
+        )
+        print(
+            "CPU per record during it: "
+            + ", ".join(
+                f"{name} {seconds * 1e6 / args.customers:.0f} us"
+                for name, seconds in spent.items()
+            )
+            + f"; {sum(spent.values()) / elapsed:.2f} of the 2 cores busy",
             flush=True,
         )
         print(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import uuid
 from collections.abc import Collection, Iterator
 from typing import Any
 
+import orjson
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -80,7 +80,7 @@ def _documents(
             [node_id, *params],
         )
         rows = cursor.fetchall()
-    loads = json.loads
+    loads = orjson.loads
     return {
         row[0]: customer_document(
             row[0],

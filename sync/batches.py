@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.db.models import F, Q
 
@@ -197,7 +197,7 @@ def _insert_marked(
     now: dt.datetime,
 ) -> set[uuid.UUID]:
     """Insert marked links for the subjects that have none; return those."""
-    rows = [{"subject_id": str(subject), "values": values} for subject, values in batch]
+    rows = [{"subject_id": subject, "values": values} for subject, values in batch]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {_LINK} (source_id, subject_id, subscriber_id,"  # noqa: S608
@@ -208,7 +208,7 @@ def _insert_marked(
             ' AS r(subject_id uuid, "values" jsonb)'
             " ON CONFLICT (source_id, subject_id) DO NOTHING"
             " RETURNING subject_id",
-            [source_id, marker, now, json.dumps(rows)],
+            [source_id, marker, now, orjson.dumps(rows).decode()],
         )
         return {subject for (subject,) in cursor.fetchall()}
 
@@ -220,7 +220,7 @@ def save_adds(source_id: uuid.UUID, added: Sequence[Added], now: dt.datetime) ->
     if fast_path(connection):
         rows = [
             {
-                "subject_id": str(item.subject_id),
+                "subject_id": item.subject_id,
                 "subscriber_id": item.subscriber_id,
                 "hub_hash": item.hub_hash,
                 "send_hash": item.send_hash,
@@ -247,7 +247,7 @@ def save_adds(source_id: uuid.UUID, added: Sequence[Added], now: dt.datetime) ->
                 ' "values" = EXCLUDED."values",'
                 " subscriptions = EXCLUDED.subscriptions,"
                 " pending_add = NULL, synced_at = EXCLUDED.synced_at",
-                [source_id, now, json.dumps(rows)],
+                [source_id, now, orjson.dumps(rows).decode()],
             )
         return
     Link.objects.bulk_create(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import math
 from collections.abc import Iterable
 from typing import Any, Protocol
+
+import orjson
 
 from hub import fields
 from hub.documents import get_path, set_path
@@ -205,8 +206,8 @@ def send_to_hub_patch(
 
 def values_hash(values: dict[str, str | None]) -> str:
     """Return a stable hash of a set of mapped values."""
-    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    text = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(text).hexdigest()
 
 
 def match_key(text: str | None, hub_field: str) -> str:

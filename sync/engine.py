@@ -96,8 +96,6 @@ class Context:
     rows: list[SubscriptionMapping]
     # Every record in the userdb was added by this sync (see SyncState).
     only_ours: bool = False
-    # The initial sync's chunks not pushed yet (see InitialChunk).
-    chunks: list[InitialChunk] = dataclasses.field(default_factory=list)
     _gateway: SendGateway | None = None
 
     @property
@@ -109,10 +107,6 @@ class Context:
     @property
     def matching(self) -> list[FieldMapping]:
         return [row for row in self.mappings if row.matching]
-
-    def chunk_owes(self, subject_id: uuid.UUID) -> bool:
-        """Tell whether an initial chunk not pushed yet covers a subject."""
-        return any(chunk.covers(subject_id) for chunk in self.chunks)
 
     def close(self) -> None:
         if self._gateway is not None:
@@ -137,7 +131,6 @@ def load_context(source_id: uuid.UUID | str) -> Context | None:
         userdb_id=source.send.userdb_id,
         account=source.send.api_key_hash,
         only_ours=only_ours,
-        chunks=list(InitialChunk.objects.filter(source=source)),
         mappings=list(source.field_map.all()),
         rows=list(
             source.subscription_rows.select_related("hub_system").exclude(
@@ -252,11 +245,8 @@ def push_subjects(
         link.subject_id: link
         for link in Link.objects.filter(source=ctx.source, subject_id__any_of=ids)
     }
-    owed = {
-        subject_id
-        for subject_id in ids
-        if ctx.chunk_owes(subject_id) and _unlinked(links.get(subject_id))
-    }
+    unlinked = [s for s in ids if _unlinked(links.get(s))]
+    owed = _owed_by_chunks(ctx, unlinked) if unlinked else set()
     _push(ctx, [s for s in ids if s not in owed], documents, links, counts)
     return owed
 
@@ -283,6 +273,20 @@ def push_chunk(ctx: Context, chunk: InitialChunk, counts: Counts) -> uuid.UUID |
 
 def _unlinked(link: Link | None) -> bool:
     return link is None or link.subscriber_id is None
+
+
+def _owed_by_chunks(ctx: Context, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Return the subjects that an initial chunk not pushed yet covers."""
+    ranges = InitialChunk.objects.filter(source=ctx.source).values_list(
+        "after_id", "upto_id"
+    )
+    return {
+        subject_id
+        for after, upto in ranges
+        for subject_id in ids
+        if (after is None or subject_id > after)
+        and (upto is None or subject_id <= upto)
+    }
 
 
 def _push(

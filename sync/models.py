@@ -112,11 +112,6 @@ class InitialChunk(models.Model):
     def __str__(self) -> str:
         return f"({self.after_id}, {self.upto_id}]"
 
-    def covers(self, subject_id: uuid.UUID) -> bool:
-        return (self.after_id is None or subject_id > self.after_id) and (
-            self.upto_id is None or subject_id <= self.upto_id
-        )
-
 
 class Link(models.Model):
     """A Hub subject and its Send record, with what each side last held.

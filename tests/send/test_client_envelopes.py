@@ -6,6 +6,7 @@ from lxml import etree
 
 from send_emulator import wsdl
 from sources.send import client
+from sources.send.gateway import InvalidData
 
 ADDRESS = "http://send.example.com/soap/services"
 RECORDS = [
@@ -111,24 +112,33 @@ def test_an_unfamiliar_request_shape_is_left_to_zeep(tmp_path, old, new):
     assert client._batch_envelope(zeep_client) is None
 
 
-def test_a_batch_sent_with_lxml_keeps_text_and_nulls(gateway, userdb, monkeypatch):
-    rendered = []
-    render = client._BatchEnvelope.render
+def test_a_batch_sent_as_written_text_keeps_text_and_nulls(
+    gateway, userdb, monkeypatch
+):
+    written = []
+    serialize = client._BatchEnvelope.serialize
 
     def spy(self, params):
-        rendered.append(params)
-        return render(self, params)
+        written.append(params)
+        return serialize(self, params)
 
-    monkeypatch.setattr(client._BatchEnvelope, "render", spy)
+    monkeypatch.setattr(client._BatchEnvelope, "serialize", spy)
     records = [
         {"email": "zoë@example.com", "firstName": "Łukasz 李", "notes": None},
-        {"email": "ada@example.com", "notes": "a < b & c"},
+        {"email": "ada@example.com", "notes": "a < b & c\r\nd > e"},
     ]
 
     added = gateway.add_subscribers(userdb["id"], records)
     found = gateway.get_subscriber(userdb["id"], added[0].identifier)
 
-    assert len(rendered) == 1
-    assert [s.attributes["notes"] for s in added] == [None, "a < b & c"]
+    assert len(written) == 1
+    assert [s.attributes["notes"] for s in added] == [None, "a < b & c\r\nd > e"]
     assert found.attributes["firstName"] == "Łukasz 李"
     assert found.attributes["notes"] is None
+
+
+def test_a_value_xml_cannot_carry_is_refused_before_sending(tmp_path):
+    batch = client._batch_envelope(load(tmp_path, emulator_wsdl()))
+
+    with pytest.raises(InvalidData):
+        batch.serialize(parameters([{"notes": "bell \x07"}]))
