@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import uuid
 from collections.abc import Collection, Iterator
 from typing import Any
@@ -15,7 +14,7 @@ from django.db.models import QuerySet
 from hubsync.db import array_literal, fast_path
 
 from .documents import get_path
-from .models import Customer, Node, customer_document
+from .models import Customer, Node
 
 PROFILE_NAMESPACE = uuid.UUID("6f1c1f7e-8a53-4f0e-9a43-2b1f2a5b7c11")
 
@@ -60,54 +59,42 @@ def customer_documents_after(
     return _documents(f"{where} ORDER BY id LIMIT {int(limit)}", [low, high], node_id)
 
 
+# A customer's document as PostgreSQL builds it: the shape of
+# `customer_document`, timestamps written as `isoformat` writes them.
+_STAMP = (
+    "to_char({0} AT TIME ZONE 'UTC', CASE WHEN date_trunc('second', {0}) = {0}"
+    """ THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)"""
+)
+_DOCUMENT = (
+    "jsonb_build_object('id', id, 'nodeId', node_id, 'externalId', external_id,"
+    " 'enabled', enabled,"
+    f" 'registeredAt', {_STAMP.format('registered_at')},"
+    f" 'updatedAt', {_STAMP.format('updated_at')},"
+    " 'sourceInfo', jsonb_build_object('registeredBy', registered_by,"
+    " 'updatedBy', updated_by),"
+    " 'base', base, 'extended', extended, 'extra', extra, 'consents', consents,"
+    " 'tags', jsonb_build_object('auto', coalesce(tags->'auto', '[]'::jsonb),"
+    " 'manual', coalesce(tags->'manual', '[]'::jsonb)))::text"
+)
+
+
 def _documents(
     where: str, params: list[Any], node_id: uuid.UUID
 ) -> dict[uuid.UUID, dict[str, Any]]:
-    """Read customer documents on PostgreSQL, without model objects.
+    """Read customer documents on PostgreSQL, each built there as JSON.
 
-    The two timestamps come as integers: building the objects and loading
-    the timestamps took most of the time of a sync batch's read.
+    Building them in Python (model objects, four JSON columns apiece, the
+    timestamps) took most of the time of a sync batch's read.
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id, node_id, external_id, enabled,"  # noqa: S608 - a model's table
-            " (extract(epoch FROM registered_at) * 1000000)::bigint,"
-            " (extract(epoch FROM updated_at) * 1000000)::bigint,"
-            " registered_by, updated_by, base::text, extended::text, extra,"
-            " consents::text, tags::text"
-            f" FROM {Customer._meta.db_table}"
+            f"SELECT id, {_DOCUMENT} FROM {Customer._meta.db_table}"  # noqa: S608
             f" WHERE node_id = %s AND {where}",
             [node_id, *params],
         )
         rows = cursor.fetchall()
     loads = orjson.loads
-    return {
-        row[0]: customer_document(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            _moment(row[4]),
-            _moment(row[5]),
-            row[6],
-            row[7],
-            loads(row[8]),
-            loads(row[9]),
-            row[10],
-            loads(row[11]),
-            loads(row[12]),
-        )
-        for row in rows
-    }
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _moment(microseconds: int | None) -> dt.datetime | None:
-    if microseconds is None:
-        return None
-    return _EPOCH + dt.timedelta(microseconds=microseconds)
+    return {row[0]: loads(row[1]) for row in rows}
 
 
 def profile_key(node: Node, document: dict[str, Any]) -> tuple[str, ...] | None:

@@ -61,9 +61,11 @@ from .models import InitialChunk, Link, OutboxEntry, SyncIssue, SyncState
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-# Customers read per initial chunk at most: a chunk is made of one batch,
-# and may have grown by customers created since.
-CHUNK_LIMIT = 2 * BATCH_SIZE
+# Customers per initial chunk: a few batches, so that the bookkeeping of a
+# chunk (its lease, its run, the context) is paid once for all of them.
+CHUNK_SIZE = 4 * BATCH_SIZE
+# Customers read per chunk at most: a chunk may have grown since it was made.
+CHUNK_LIMIT = 2 * CHUNK_SIZE
 NOT_FOUND_CODE = "SEND_SUBSCRIBER_NOT_FOUND"
 _STATES = {True: "1", False: "-1", None: "0"}
 T = TypeVar("T")

@@ -511,7 +511,7 @@ def _chunk_entry_node(source: Source, node: Node) -> int:
     id. The database numbers the ids: only the bounds reach Python.
     """
     InitialChunk.objects.filter(source=source).delete()
-    size = engine.BATCH_SIZE
+    size = engine.CHUNK_SIZE
     ids = Customer._meta.pk
     assert ids is not None
     with connection.cursor() as cursor:

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from hub.models import Customer
-from hub.selectors import customer_documents
+from hub.selectors import customer_documents, customer_documents_after
 from tests.factories import CustomerFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
@@ -37,6 +37,24 @@ def test_documents_read_in_batch_equal_the_model_documents(query_path):
         assert documents[customer.id] == stored.as_document()
     assert documents[whole.id]["registeredAt"] == "2026-01-02T03:04:05Z"
     assert documents[whole.id]["updatedAt"] == "2026-01-02T03:04:05.678901Z"
+
+
+def test_documents_read_by_id_range_come_in_id_order(query_path):
+    node, other = NodeFactory(), NodeFactory()
+    customers = sorted((CustomerFactory(node=node) for _ in range(5)), key=by_id)
+    CustomerFactory(node=other)
+
+    first = customer_documents_after(node.id, None, None, 2)
+    rest = customer_documents_after(node.id, customers[1].id, customers[3].id, 10)
+
+    assert list(first) == [customers[0].id, customers[1].id]
+    assert list(rest) == [customers[2].id, customers[3].id]
+    stored = Customer.objects.get(id=customers[2].id)
+    assert rest[customers[2].id] == stored.as_document()
+
+
+def by_id(customer):
+    return customer.id
 
 
 def test_any_of_matches_like_in(query_path):

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("query_path")]
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(engine, "BATCH_SIZE", 2)
+    monkeypatch.setattr(engine, "CHUNK_SIZE", 2)
 
 
 def initial(setup, count=3):
