@@ -241,6 +241,7 @@ class ClabService:
             descending=descending,
             page=page,
             page_size=size,
+            only=selected or None,
         )
         if selected:
             records = [_only(record, selected) for record in records]

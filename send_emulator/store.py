@@ -425,9 +425,14 @@ class Store:
         descending: bool = False,
         page: int = 1,
         page_size: int = 100,
+        only: Sequence[str] | None = None,
     ) -> tuple[int, list[Record]]:
-        """Return the number of matches and one page of them."""
+        """Return the number of matches and one page of them, with only the
+        fields named in `only` (and the identifier) when it is given."""
         where, params = self._where(info, filters)
+        fields = info.fields
+        if only is not None:
+            fields = (fields[0], *(info.field(n) for n in only if n != fields[0].name))
         order = "id"
         if sort_field is not None:
             direction = "DESC" if descending else "ASC"
@@ -438,12 +443,13 @@ class Store:
                 f"SELECT count(*) FROM {info.table} WHERE {where}",  # noqa: S608
                 params,
             ).fetchone()
+            columns = ", ".join(field.column for field in fields)
             rows = conn.execute(
-                f"SELECT {self._columns(info)} FROM {info.table} WHERE {where}"  # noqa: S608
+                f"SELECT {columns} FROM {info.table} WHERE {where}"  # noqa: S608
                 f" ORDER BY {order} LIMIT ? OFFSET ?",
                 [*params, page_size, offset],
             ).fetchall()
-        return int(total), [self._record(info, row) for row in rows]
+        return int(total), [self._record(info, row, fields) for row in rows]
 
     def _where(
         self, info: UserDbInfo, filters: Sequence[Filter]
@@ -587,10 +593,14 @@ class Store:
         return [by_id[identifier] for identifier in identifiers]
 
     @staticmethod
-    def _record(info: UserDbInfo, row: Sequence[values.Stored]) -> Record:
+    def _record(
+        info: UserDbInfo,
+        row: Sequence[values.Stored],
+        fields: Sequence[Field] | None = None,
+    ) -> Record:
         attributes = {
             field.name: values.render(field.type, value)
-            for field, value in zip(info.fields, row, strict=True)
+            for field, value in zip(fields or info.fields, row, strict=True)
         }
         return Record(int(row[0] or 0), attributes)
 

@@ -57,6 +57,7 @@ from .conversion import (
     values_hash,
 )
 from .models import InitialChunk, Link, OutboxEntry, SyncIssue, SyncState
+from .slots import account_slot
 
 logger = logging.getLogger(__name__)
 
@@ -143,9 +144,18 @@ def load_context(source_id: uuid.UUID | str) -> Context | None:
 
 
 def call(
-    operation: Callable[..., T], *args: Any, repeatable: bool = True, **kwargs: Any
+    ctx: Context,
+    operation: Callable[..., T],
+    *args: Any,
+    repeatable: bool = True,
+    **kwargs: Any,
 ) -> T:
     """Run one Send call, retrying passing failures with backoff and jitter.
+
+    Each attempt holds one of the account's call slots, and only while it
+    runs: the sync's reads and writes between calls, and its pauses before
+    a retry, leave the slot to other relays and to the polls. Raises NoSlot
+    when every slot stays busy.
 
     A call that is not `repeatable` (an add) is retried here only when Send
     refused it before doing anything (rate limit): after any other failure
@@ -154,7 +164,8 @@ def call(
     attempts = int(settings.SYNC_CALL_ATTEMPTS)
     for attempt in range(attempts):
         try:
-            return operation(*args, **kwargs)
+            with account_slot(ctx.account):
+                return operation(*args, **kwargs)
         except SendError as error:
             again = error.retryable and (repeatable or isinstance(error, RateLimited))
             if not again or attempt == attempts - 1:
@@ -372,7 +383,7 @@ def _remove(
         return
     if ctx.reads and link.subscriber_id is not None:
         try:
-            call(ctx.gateway.remove_subscriber, ctx.userdb_id, link.subscriber_id)
+            call(ctx, ctx.gateway.remove_subscriber, ctx.userdb_id, link.subscriber_id)
         except InvalidData as error:
             if error.code != NOT_FOUND_CODE:
                 raise
@@ -400,6 +411,7 @@ def _update(
         if digest != link.hub_hash and changed:
             try:
                 record = call(
+                    ctx,
                     ctx.gateway.update_subscriber,
                     ctx.userdb_id,
                     link.subscriber_id,
@@ -442,7 +454,9 @@ def _push_subscriptions(ctx: Context, link: Link, document: dict[str, Any]) -> b
         if wanted is None or wanted == "0" or wanted == known:
             continue
         if record is None:
-            record = call(ctx.gateway.get_subscriber, ctx.userdb_id, link.subscriber_id)
+            record = call(
+                ctx, ctx.gateway.get_subscriber, ctx.userdb_id, link.subscriber_id
+            )
             if record is None:
                 return wrote
         held = record.attributes.get(row.registration_field)
@@ -451,6 +465,7 @@ def _push_subscriptions(ctx: Context, link: Link, document: dict[str, Any]) -> b
             continue
         if held != wanted:
             call(
+                ctx,
                 ctx.gateway.modify_subscription_status,
                 row.webform_code,
                 link.subscriber_id,
@@ -632,7 +647,7 @@ def _add_batch(
     records = [_with_registrations(ctx, doc, values) for _, doc, values in batch]
     try:
         added = call(
-            ctx.gateway.add_subscribers, ctx.userdb_id, records, repeatable=False
+            ctx, ctx.gateway.add_subscribers, ctx.userdb_id, records, repeatable=False
         )
     except SendError as error:
         # This add is over: free the subjects for the next attempt, which
@@ -735,7 +750,7 @@ def _lookup(
             found[record.identifier] = record
     for text in sorted(texts - set(plain)):
         for record in call(
-            ctx.gateway.find_subscribers, ctx.userdb_id, field.send_field, text
+            ctx, ctx.gateway.find_subscribers, ctx.userdb_id, field.send_field, text
         ):
             found[record.identifier] = record
     return list(found.values())
@@ -763,6 +778,7 @@ def _all_pages(ctx: Context, where: list[AttributeFilter]) -> list[Subscriber]:
     page = 1
     while True:
         batch = call(
+            ctx,
             ctx.gateway.find_subscribers_by,
             ctx.userdb_id,
             where,
@@ -837,6 +853,7 @@ def pull_moved(ctx: Context, stubs: Sequence[Subscriber], counts: Counts) -> Non
     for start in range(0, len(moved), BATCH_SIZE):
         listed = ",".join(str(i) for i in moved[start : start + BATCH_SIZE])
         records = call(
+            ctx,
             ctx.gateway.find_subscribers_by,
             ctx.userdb_id,
             [AttributeFilter(IDENTIFIER_FIELD, listed, "IN")],

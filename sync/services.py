@@ -167,11 +167,10 @@ def _drain(source_id: uuid.UUID | str, key: str, deadline: float) -> bool:
 def relay_limit() -> int:
     """Return how many relays may run at once per source.
 
-    One call slot of the account stays free, so a poll never waits for
-    relays to finish.
+    Relays hold an account call slot only while a call runs (`engine.call`),
+    so a poll waits for one call at most, never for a relay to finish.
     """
-    calls = int(settings.SYNC_ACCOUNT_CONCURRENCY)
-    return max(1, min(int(settings.SYNC_RELAY_PARALLELISM), calls - 1))
+    return max(1, int(settings.SYNC_RELAY_PARALLELISM))
 
 
 def _work_ready(source_id: uuid.UUID | str) -> bool:
@@ -205,8 +204,7 @@ def outbox_relay(source_id: uuid.UUID | str) -> int:
     run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.PUSH)
     counts = engine.Counts()
     try:
-        with account_slot(ctx.account):
-            owed = engine.push_subjects(ctx, subjects, counts)
+        owed = engine.push_subjects(ctx, subjects, counts)
     except (SendError, NoSlot) as error:
         code = getattr(error, "code", "SYNC_NO_SLOT")
         _back_off(claimed)
@@ -251,8 +249,7 @@ def _relay_chunk(ctx: engine.Context) -> int:
     counts = engine.Counts()
     chunks = InitialChunk.objects.filter(pk=chunk.pk)
     try:
-        with account_slot(ctx.account):
-            more = engine.push_chunk(ctx, chunk, counts)
+        more = engine.push_chunk(ctx, chunk, counts)
     except (SendError, NoSlot) as error:
         code = getattr(error, "code", "SYNC_NO_SLOT")
         delay = min(settings.SYNC_BACKOFF_MAX_SECONDS, 2 ** min(chunk.attempts, 16))
@@ -494,8 +491,7 @@ def source_initial_sync(source_id: uuid.UUID | str) -> int:
 def _userdb_empty(ctx: engine.Context) -> bool:
     """Tell whether the userdb holds no record; False when Send cannot say."""
     try:
-        with account_slot(ctx.account):
-            return engine.call(ctx.gateway.count_subscribers, ctx.userdb_id) == 0
+        return engine.call(ctx, ctx.gateway.count_subscribers, ctx.userdb_id) == 0
     except (SendError, NoSlot):
         return False
     finally:
@@ -593,8 +589,7 @@ def source_poll(source_id: uuid.UUID | str) -> int:
     counts = engine.Counts()
     seen = 0
     try:
-        with account_slot(ctx.account):
-            seen = _poll_pages(ctx, state, counts)
+        seen = _poll_pages(ctx, state, counts)
         state.last_poll_ok_at = timezone.now()
     except (SendError, NoSlot) as error:
         logger.warning(
@@ -640,6 +635,7 @@ def _poll_pages(ctx: engine.Context, state: SyncState, counts: engine.Counts) ->
             [AttributeFilter(MODIFIED_FIELD, stamp, "GREATER_EQUALS")] if stamp else []
         )
         records = engine.call(
+            ctx,
             ctx.gateway.find_subscribers_by,
             ctx.userdb_id,
             where,
@@ -720,20 +716,18 @@ def _read_all(ctx: engine.Context, counts: engine.Counts) -> set[int]:
     present: set[int] = set()
     page = 1
     while True:
-        # A slot per page, not per pass: a pass over a large userdb takes
-        # minutes, mostly in the database, and must not keep the poll out.
-        with account_slot(ctx.account):
-            records = engine.call(
-                ctx.gateway.find_subscribers_by,
-                ctx.userdb_id,
-                [],
-                page=page,
-                page_size=engine.BATCH_SIZE,
-                attributes=[MODIFIED_FIELD],
-            )
-            present.update(record.identifier for record in records)
-            if ctx.writes or ctx.rows:
-                engine.pull_moved(ctx, records, counts)
+        records = engine.call(
+            ctx,
+            ctx.gateway.find_subscribers_by,
+            ctx.userdb_id,
+            [],
+            page=page,
+            page_size=engine.BATCH_SIZE,
+            attributes=[MODIFIED_FIELD],
+        )
+        present.update(record.identifier for record in records)
+        if ctx.writes or ctx.rows:
+            engine.pull_moved(ctx, records, counts)
         if len(records) < engine.BATCH_SIZE:
             return present
         page += 1
@@ -749,10 +743,9 @@ def _unlink_deleted(
     for link in missing.iterator():
         assert link.subscriber_id is not None
         # Offset paging can miss a record that moved: ask for it by id.
-        with account_slot(ctx.account):
-            record = engine.call(
-                ctx.gateway.get_subscriber, ctx.userdb_id, link.subscriber_id
-            )
+        record = engine.call(
+            ctx, ctx.gateway.get_subscriber, ctx.userdb_id, link.subscriber_id
+        )
         if record is not None:
             continue
         engine.unlink_deleted_in_send(ctx, link)

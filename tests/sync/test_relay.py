@@ -64,10 +64,21 @@ def test_a_nudge_returns_at_once_while_the_relays_are_busy(setup, settings):
     assert AccountSlot.objects.filter(account__startswith="relay:").count() == 1
 
 
-def test_relays_leave_a_call_slot_for_the_poll(settings):
-    settings.SYNC_ACCOUNT_CONCURRENCY = 4
-    settings.SYNC_RELAY_PARALLELISM = 4
-    assert services.relay_limit() == 3
+def test_relays_hold_a_call_slot_only_while_a_call_runs(setup, fake_send, monkeypatch):
+    initial(setup)
+    held = []
+    real_add = FakeSendGateway.add_subscribers
+
+    def add(self, userdb_id, batch):
+        held.append(AccountSlot.objects.filter(leased_until__gt=timezone.now()).count())
+        return real_add(self, userdb_id, batch)
+
+    monkeypatch.setattr(FakeSendGateway, "add_subscribers", add)
+    relay(setup)
+    assert held == [1]
+    assert not AccountSlot.objects.filter(leased_until__gt=timezone.now()).exclude(
+        account__startswith="relay:"
+    )
 
 
 def test_an_initial_sync_into_an_empty_userdb_adds_without_look_ups(
