@@ -125,16 +125,45 @@ def cpu_seconds(pid: int) -> float:
 
 
 def postgres_cpu() -> dict[int, float]:
-    """Return the CPU seconds of each PostgreSQL process (sessions included)."""
+    """Return the CPU seconds of each PostgreSQL process (sessions included).
+
+    Key 0 holds what the sessions that ended so far used: the server's
+    main process collects their times (a Celery task closes its
+    connection when it ends, so sessions come and go during a run).
+    """
     found = {}
+    ticks = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    found[int(entry.name)] = process_cpu(int(entry.name))
+                if (entry / "comm").read_text().strip() != "postgres":
+                    continue
+                pid = int(entry.name)
+                found[pid] = process_cpu(pid)
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if (
+                    fields[1] == "1"
+                    or Path(f"/proc/{fields[1]}/comm").read_text().strip() != "postgres"
+                ):
+                    found[0] = (int(fields[13]) + int(fields[14])) / ticks
             except (FileNotFoundError, ProcessLookupError):
                 continue
     return found
+
+
+def machine_ticks() -> list[int]:
+    """Return the machine's CPU ticks so far: busy, idle, stolen."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    return [user + nice + system + irq + softirq, idle + iowait, steal]
+
+
+def machine_share(before: list[int], after: list[int]) -> str:
+    """Describe how the machine's CPU time went between two readings."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent) or 1
+    busy, idle, stolen = (100 * part / total for part in spent)
+    return f"machine {busy:.0f}% busy, {idle:.0f}% idle, {stolen:.0f}% stolen"
 
 
 def cpu_split(worker: int, emulator: int) -> dict[str, Any]:
@@ -285,12 +314,13 @@ def main() -> None:
     worker = None
     try:
         raw = min(args.customers, 50_000)
-        before_raw = process_cpu(emulator.process.pid)
+        before_raw, ticks = process_cpu(emulator.process.pid), machine_ticks()
         ceiling = raw_ceiling(SoapSendGateway, base, raw)
         emulator_cpu = process_cpu(emulator.process.pid) - before_raw
         print(
             f"raw ingest ceiling: {ceiling:.0f} records/s "
-            f"(emulator CPU {emulator_cpu * 1e6 / raw:.0f} us per record)",
+            f"(emulator CPU {emulator_cpu * 1e6 / raw:.0f} us per record; "
+            f"{machine_share(ticks, machine_ticks())})",
             flush=True,
         )
         slow = naive(SoapSendGateway, base, args.naive_sample)
@@ -340,7 +370,7 @@ def main() -> None:
         )
         time.sleep(3)
         peak = peak_pss = 0
-        before = cpu_split(worker.pid, emulator.process.pid)
+        before, ticks = cpu_split(worker.pid, emulator.process.pid), machine_ticks()
         started = time.perf_counter()
         source = send_source(workspace, node, userdb)
         while count(base, userdb) < args.customers:
@@ -361,7 +391,7 @@ def main() -> None:
                 f"{name} {seconds * 1e6 / args.customers:.0f} us"
                 for name, seconds in spent.items()
             )
-            + f"; {sum(spent.values()) / elapsed:.2f} of the 2 cores busy",
+            + f"; {machine_share(ticks, machine_ticks())}",
             flush=True,
         )
         print(
@@ -457,6 +487,22 @@ def main() -> None:
                 f"latency {name}: p50 {statistics.median(values):.2f} s, "
                 f"p95 {cuts[18]:.2f} s (poll {settings.SEND_POLL_SECONDS} s)"
             )
+
+        # The machine's speed drifts within minutes: take the ceiling again,
+        # with the worker stopped, and read the sync against both.
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+        worker = None
+        ticks = machine_ticks()
+        again = raw_ceiling(SoapSendGateway, base, raw)
+        mean = (ceiling + again) / 2
+        print(
+            f"raw ingest ceiling after: {again:.0f} records/s "
+            f"({machine_share(ticks, machine_ticks())}); initial sync "
+            f"{rate / ceiling:.2f} / {rate / again:.2f} / {rate / mean:.2f} of the "
+            "ceiling before / after / on average",
+            flush=True,
+        )
     finally:
         if worker is not None:
             os.killpg(worker.pid, signal.SIGTERM)

@@ -62,6 +62,9 @@ from .slots import account_slot
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+# Records per page when only identifiers and stamps are read: Send's
+# largest page, since each record is a few bytes.
+STUB_PAGE_SIZE = 1000
 # Customers per initial chunk: a few batches, so that the bookkeeping of a
 # chunk (its lease, its run, the context) is paid once for all of them.
 CHUNK_SIZE = 4 * BATCH_SIZE
@@ -669,12 +672,14 @@ def _add_batch(
     saved = []
     for (subject_id, _, values), record in zip(batch, added, strict=True):
         mapped = _mapped(ctx, record.attributes)
+        sent = values_hash(values)
         saved.append(
             batches.Added(
                 subject_id=subject_id,
                 subscriber_id=record.identifier,
-                hub_hash=values_hash(values),
-                send_hash=values_hash(mapped),
+                hub_hash=sent,
+                # Send most often holds what it was sent, in the same form.
+                send_hash=sent if mapped == values else values_hash(mapped),
                 send_stamp=_stamp(record),
                 values=mapped,
                 subscriptions=_registrations(ctx, record.attributes),

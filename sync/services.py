@@ -640,7 +640,7 @@ def _poll_pages(ctx: engine.Context, state: SyncState, counts: engine.Counts) ->
             ctx.userdb_id,
             where,
             page=page,
-            page_size=engine.BATCH_SIZE,
+            page_size=engine.STUB_PAGE_SIZE,
             sort_field=MODIFIED_FIELD,
             ascending=True,
             attributes=[MODIFIED_FIELD],
@@ -662,7 +662,7 @@ def _poll_pages(ctx: engine.Context, state: SyncState, counts: engine.Counts) ->
         total += len(fresh)
         state.cursor_stamp, state.cursor_ids = stamp, sorted(seen_at_stamp)
         state.save(update_fields=["cursor_stamp", "cursor_ids"])
-        if len(records) < engine.BATCH_SIZE:
+        if len(records) < engine.STUB_PAGE_SIZE:
             return total
         # A full page of records all seen at one instant: read further on.
         page = 1 if fresh else page + 1
@@ -722,13 +722,13 @@ def _read_all(ctx: engine.Context, counts: engine.Counts) -> set[int]:
             ctx.userdb_id,
             [],
             page=page,
-            page_size=engine.BATCH_SIZE,
+            page_size=engine.STUB_PAGE_SIZE,
             attributes=[MODIFIED_FIELD],
         )
         present.update(record.identifier for record in records)
         if ctx.writes or ctx.rows:
             engine.pull_moved(ctx, records, counts)
-        if len(records) < engine.BATCH_SIZE:
+        if len(records) < engine.STUB_PAGE_SIZE:
             return present
         page += 1
 
