@@ -114,6 +114,16 @@ class Context:
     def matching(self) -> list[FieldMapping]:
         return [row for row in self.mappings if row.matching]
 
+    @property
+    def sections(self) -> set[str]:
+        """Return the sections of a Hub document that a push reads."""
+        wanted = {"id", "enabled"} | {
+            row.hub_field.split(".")[0] for row in self.mappings
+        }
+        if self.rows:
+            wanted.add("base")
+        return wanted
+
     def close(self) -> None:
         if self._gateway is not None:
             self._gateway.close()
@@ -190,7 +200,7 @@ def subject_documents(
     """Return the current documents of the given subjects (absent when gone)."""
     wanted = set(ids)
     if not ctx.node.is_aggregate:
-        return customer_documents(ctx.node.id, wanted)
+        return customer_documents(ctx.node.id, wanted, ctx.sections)
     # TODO: an aggregate is merged whole for each batch; index profiles by
     # key when aggregates over large nodes get a Send source.
     return {
@@ -274,7 +284,7 @@ def push_chunk(ctx: Context, chunk: InitialChunk, counts: Counts) -> uuid.UUID |
     hold more), else None.
     """
     documents = customer_documents_after(
-        ctx.node.id, chunk.after_id, chunk.upto_id, CHUNK_LIMIT
+        ctx.node.id, chunk.after_id, chunk.upto_id, CHUNK_LIMIT, ctx.sections
     )
     ids = list(documents)
     if not ids:
@@ -685,7 +695,7 @@ def _add_batch(
                 subscriptions=_registrations(ctx, record.attributes),
             )
         )
-    batches.save_adds(ctx.source.id, saved, timezone.now())
+    batches.save_adds(ctx.source.id, saved, timezone.now(), new=chunk_marks)
     counts.added += len(saved)
 
 
@@ -848,11 +858,7 @@ def pull_moved(ctx: Context, stubs: Sequence[Subscriber], counts: Counts) -> Non
     """
     if not stubs:
         return
-    seen = dict(
-        Link.objects.filter(
-            source=ctx.source, subscriber_id__any_of=[s.identifier for s in stubs]
-        ).values_list("subscriber_id", "send_stamp")
-    )
+    seen = _link_stamps(ctx, [s.identifier for s in stubs])
     moved = [s.identifier for s in stubs if seen.get(s.identifier) != _stamp(s)]
     counts.unchanged += len(stubs) - len(moved)
     for start in range(0, len(moved), BATCH_SIZE):
@@ -866,6 +872,21 @@ def pull_moved(ctx: Context, stubs: Sequence[Subscriber], counts: Counts) -> Non
             page_size=BATCH_SIZE,
         )
         pull_records(ctx, records, counts)
+
+
+def _link_stamps(ctx: Context, identifiers: list[int]) -> dict[int, str]:
+    """Return the stamps the links of these Send identifiers hold."""
+    low, high = min(identifiers), max(identifiers)
+    links = Link.objects.filter(source=ctx.source)
+    if high - low < 2 * len(identifiers):
+        # A poll's page is mostly a run of consecutive identifiers (adds):
+        # one range of the index serves it at a fraction of a probe each.
+        links = links.filter(subscriber_id__gte=low, subscriber_id__lte=high)
+    else:
+        links = links.filter(subscriber_id__any_of=identifiers)
+    wanted = set(identifiers)
+    rows = links.values_list("subscriber_id", "send_stamp")
+    return {identifier: stamp for identifier, stamp in rows if identifier in wanted}
 
 
 def pull_records(ctx: Context, records: Iterable[Subscriber], counts: Counts) -> None:

@@ -166,3 +166,14 @@ def test_a_poll_reading_a_chunk_add_before_its_link_touches_no_customer(
         customer.refresh_from_db()
         assert customer.updated_by is None
     assert Link.objects.filter(subscriber_id__isnull=False).count() == 3
+
+
+def test_a_chunk_whose_customer_already_has_a_link_row_still_links_it(
+    setup, fake_send
+):
+    customers = initial(setup)
+    # Left by a poll that matched a Send record to it, say.
+    Link.objects.create(source=setup.source, subject_id=customers[1].id)
+    relay(setup)
+    assert len(records(fake_send)) == 3
+    assert Link.objects.filter(subscriber_id__isnull=False).count() == 3
