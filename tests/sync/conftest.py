@@ -27,6 +27,22 @@ FIELDS = (
 
 
 @pytest.fixture
+def lost_adds(monkeypatch):
+    """Make adds reach Send and their answers get lost; call it to stop."""
+    from sources.send.fake import FakeSendGateway
+    from sources.send.gateway import TransientError
+
+    real_add = FakeSendGateway.add_subscribers
+
+    def add_then_lose(self, userdb_id, batch):
+        real_add(self, userdb_id, batch)
+        raise TransientError("the answer was lost")
+
+    monkeypatch.setattr(FakeSendGateway, "add_subscribers", add_then_lose)
+    return lambda: monkeypatch.setattr(FakeSendGateway, "add_subscribers", real_add)
+
+
+@pytest.fixture
 def relay_calls(monkeypatch):
     """Record relay nudges instead of sending them to a broker."""
     calls: list[str] = []

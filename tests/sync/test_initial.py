@@ -4,7 +4,7 @@ from django.utils import timezone
 from hub import services as hub
 from hub.models import Customer
 from sources.send.fake import FakeSendGateway
-from sources.send.gateway import IDENTIFIER_FIELD, TransientError
+from sources.send.gateway import IDENTIFIER_FIELD
 from sync import engine, selectors, services
 from sync.models import InitialChunk, Link, OutboxEntry
 
@@ -78,21 +78,14 @@ def test_a_customer_deleted_before_its_chunk_ran_is_not_added(setup, fake_send):
 
 
 def test_a_chunk_whose_add_answer_was_lost_looks_up_on_retry(
-    setup, fake_send, monkeypatch
+    setup, fake_send, lost_adds
 ):
     initial(setup)
-    real_add = FakeSendGateway.add_subscribers
-
-    def add_then_lose(self, userdb_id, batch):
-        real_add(self, userdb_id, batch)
-        raise TransientError("the answer was lost")
-
-    monkeypatch.setattr(FakeSendGateway, "add_subscribers", add_then_lose)
     services.outbox_relay(setup.source.id)
     assert len(records(fake_send)) == 3
     chunk = InitialChunk.objects.get()
     assert chunk.attempts == 1 and chunk.keys == []
-    monkeypatch.setattr(FakeSendGateway, "add_subscribers", real_add)
+    lost_adds()
     InitialChunk.objects.update(claimed_until=None)
     relay(setup)
     assert len(records(fake_send)) == 3
@@ -168,9 +161,7 @@ def test_a_poll_reading_a_chunk_add_before_its_link_touches_no_customer(
     assert Link.objects.filter(subscriber_id__isnull=False).count() == 3
 
 
-def test_a_chunk_whose_customer_already_has_a_link_row_still_links_it(
-    setup, fake_send
-):
+def test_a_chunk_whose_customer_already_has_a_link_row_still_links_it(setup, fake_send):
     customers = initial(setup)
     # Left by a poll that matched a Send record to it, say.
     Link.objects.create(source=setup.source, subject_id=customers[1].id)

@@ -1,7 +1,6 @@
 import pytest
 
 from hub import services as hub
-from sources.send.gateway import TransientError
 from sync import services
 from sync.models import Link, OutboxEntry, SyncIssue, SyncRun
 
@@ -109,22 +108,14 @@ def test_a_value_that_cannot_be_converted_fails_that_record_only(setup, fake_sen
     assert "test-api-key" not in str(issue.payload)
 
 
-def test_a_lost_add_answer_does_not_duplicate_on_retry(setup, fake_send, monkeypatch):
+def test_a_lost_add_answer_does_not_duplicate_on_retry(setup, fake_send, lost_adds):
     hub.customer_create(node=setup.node, data=customer_data())
-    fake = type(gateway(fake_send))
-    real_add = fake.add_subscribers
-
-    def add_then_lose(self, userdb_id, batch):
-        real_add(self, userdb_id, batch)
-        raise TransientError("the answer was lost")
-
-    monkeypatch.setattr(fake, "add_subscribers", add_then_lose)
     services.outbox_relay(setup.source.id)
     assert len(records(fake_send)) == 1  # not repeated blindly in the call
     assert Link.objects.get().subscriber_id is None  # so the retry looks up
     row = OutboxEntry.objects.get()
     assert row.attempts == 1 and row.claim is None
-    monkeypatch.setattr(fake, "add_subscribers", real_add)
+    lost_adds()
     OutboxEntry.objects.update(available_at=row.created_at)
     relay(setup)
     assert len(records(fake_send)) == 1
