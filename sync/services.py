@@ -270,9 +270,14 @@ def _relay_chunk(ctx: engine.Context) -> int:
         ctx.close()
     if more is None:
         chunks.delete()
-    else:
-        # A new range, never sent: its first lease adds without look-ups.
+    elif chunk.attempts == 1:
+        # The rest was never read, so never sent: its next lease adds
+        # without look-ups.
         chunks.update(after_id=more, keys=[], claimed_until=None, attempts=0)
+    else:
+        # An earlier lease may have read further (customers created since
+        # move the limit), so the rest is still looked up.
+        chunks.update(after_id=more, keys=[], claimed_until=None)
     _release_waiting(ctx.source.id, chunk.after_id, more or chunk.upto_id)
     _finish(run, counts)
     # Never 0, which would tell the relay the source has nothing left.

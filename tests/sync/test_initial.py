@@ -168,3 +168,17 @@ def test_a_chunk_whose_customer_already_has_a_link_row_still_links_it(setup, fak
     relay(setup)
     assert len(records(fake_send)) == 3
     assert Link.objects.filter(subscriber_id__isnull=False).count() == 3
+
+
+def test_a_retried_chunk_read_in_parts_looks_up_its_rest_too(
+    setup, fake_send, monkeypatch, lost_adds
+):
+    monkeypatch.setattr(engine, "CHUNK_LIMIT", 2)
+    initial(setup, count=4)
+    services.outbox_relay(setup.source.id)
+    lost_adds()
+    InitialChunk.objects.update(claimed_until=None)
+    services.outbox_relay(setup.source.id)
+    assert InitialChunk.objects.get().attempts == 2
+    relay(setup)
+    assert emails(fake_send) == [f"ada{n}@example.com" for n in range(4)]
