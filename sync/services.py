@@ -517,7 +517,8 @@ def _chunk_entry_node(source: Source, node: Node) -> int:
     assert ids is not None
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) AS place"  # noqa: S608
+            "SELECT id FROM (SELECT id,"  # noqa: S608 - the model's table
+            " row_number() OVER (ORDER BY id) AS place"
             f" FROM {Customer._meta.db_table} WHERE node_id = %s) AS numbered"
             " WHERE place %% %s = 0 ORDER BY id",
             [ids.get_db_prep_value(node.id, connection), size],

@@ -55,7 +55,7 @@ def account_slot(
     finally:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {_TABLE} SET leased_until = %s"  # noqa: S608 - the model's table
+                f"UPDATE {_TABLE} SET leased_until = %s"  # noqa: S608 - model table
                 " WHERE account = %s AND holder = %s",
                 [_moment(timezone.now()), account, _holder(holder)],
             )
