@@ -116,7 +116,7 @@ def claim_chunk(
 ) -> InitialChunk | None:
     """Lease the first free initial chunk of a source, or return None.
 
-    A chunk is a whole batch, so a few rows serve a large node: the lease
+    A chunk is a few batches, so a few rows serve a large node: the lease
     is a conditional UPDATE, and a relay that loses a race for one chunk
     tries the next.
     """

@@ -83,7 +83,7 @@ class OutboxEntry(models.Model):
 class InitialChunk(models.Model):
     """A run of a node's customers, by id, that the initial sync owes Send.
 
-    The initial sync splits an entry node into chunks of about one batch
+    The initial sync splits an entry node into chunks of a few batches
     instead of giving every customer an outbox row. A chunk covers the ids
     above `after_id` up to `upto_id` (None: no bound), so the chunks of a
     source cover every id, customers created meanwhile included. Chunks
@@ -121,9 +121,10 @@ class Link(models.Model):
     form (to tell which fields changed), and `subscriptions` the last known
     registration state per Hub subscription system. `send_stamp` is the
     record's `lastModified` when the sync last wrote or read all of it: a
-    poll reads whole only the records whose stamp moved since. `pending_add` marks a
-    record whose add may have reached Send without the answer reaching us;
-    while it is set, `values` are the values being added.
+    poll reads whole only the records whose stamp moved since.
+    `pending_add` marks a record whose add may have reached Send without
+    the answer reaching us; while it is set, `values` are the values being
+    added.
     """
 
     # The unique (source, subject) index serves look-ups by source; a

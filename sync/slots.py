@@ -10,12 +10,11 @@ ORM, they cost a millisecond of CPU per call.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import random
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -86,7 +85,7 @@ def _acquire(
 _TABLE = AccountSlot._meta.db_table
 
 
-def _moment(moment: dt.datetime) -> Any:
+def _moment(moment: datetime) -> Any:
     return AccountSlot._meta.get_field("leased_until").get_db_prep_value(
         moment, connection
     )
@@ -128,6 +127,6 @@ def _ensure_slots(account: str, limit: int) -> None:
         return
     with contextlib.suppress(IntegrityError):
         AccountSlot.objects.bulk_create(
-            [AccountSlot(account=account, number=n) for n in range(limit)],
+            [AccountSlot(account=account, number=number) for number in range(limit)],
             ignore_conflicts=True,
         )

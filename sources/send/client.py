@@ -59,7 +59,8 @@ _LIST_PAGE_SIZE = 500
 _DEFAULT_TOKEN_TTL = 600.0
 _DEFAULT_KEEPALIVE_FRACTION = 0.5
 _SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-_XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+_XSI_NIL = f"{{{_XSI}}}nil"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 # The clock of token ages; tests replace it to age a token without waiting.
 _clock = time.monotonic
@@ -154,21 +155,33 @@ class _BatchEnvelope:
         parts.append(f"{tags[self.request][1]}</soap-env:Body></soap-env:Envelope>")
         return "".join(parts).encode()
 
+    @property
+    def _names(self) -> tuple[str, ...]:
+        """Return the qualified names of the request's elements."""
+        return (
+            self.request,
+            self.token,
+            self.content,
+            self.source,
+            self.subscribers,
+            self.attributes,
+            self.key,
+            self.value,
+        )
+
     @functools.cached_property
     def _spaces(self) -> dict[str, str]:
         """Return a prefix for each namespace of the request's elements."""
-        names = [self.request, self.token, self.content, self.source]
-        names += [self.subscribers, self.attributes, self.key, self.value]
-        spaces = dict.fromkeys(n[1:].partition("}")[0] for n in names if n[0] == "{")
+        spaces = dict.fromkeys(
+            name[1:].partition("}")[0] for name in self._names if name[0] == "{"
+        )
         return {space: f"ns{number}" for number, space in enumerate(spaces)}
 
     @functools.cached_property
     def _tags(self) -> dict[str, tuple[str, str]]:
         """Return the opening and closing tag of each element, prefixed."""
-        names = [self.request, self.token, self.content, self.source]
-        names += [self.subscribers, self.attributes, self.key, self.value]
         tags = {}
-        for name in names:
+        for name in self._names:
             space, _, local = name[1:].rpartition("}")
             qualified = f"{self._spaces[space]}:{local}" if name[0] == "{" else name
             tags[name] = (f"<{qualified}>", f"</{qualified}>")
@@ -201,7 +214,6 @@ class _BatchEnvelope:
         return response
 
 
-_XSI = "http://www.w3.org/2001/XMLSchema-instance"
 # Characters XML 1.0 cannot carry, even escaped.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
