@@ -16,8 +16,10 @@ from typing import Any
 import orjson
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Greatest
 
 from hubsync.db import fast_path
+from sources.models import Source
 
 from .models import InitialChunk, Link, OutboxEntry
 
@@ -34,6 +36,7 @@ LINK_FIELDS = [
 ]
 _LINK = Link._meta.db_table
 _OUTBOX = OutboxEntry._meta.db_table
+_CHUNK = InitialChunk._meta.db_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +137,42 @@ def claim_chunk(
 def mark_chunk(chunk_id: int, keys: Collection[str]) -> None:
     """Record the match keys of the records a leased chunk is about to add."""
     InitialChunk.objects.filter(pk=chunk_id).update(keys=sorted(keys))
+
+
+def chunk_sending(chunk_id: int, count: int) -> None:
+    """Count `count` more (fewer, when negative) records that a chunk's add
+    calls may have put in Send without their links written."""
+    InitialChunk.objects.filter(pk=chunk_id).update(
+        sending=Greatest(F("sending") + count, 0)
+    )
+
+
+def chunk_settled(chunk_id: int) -> None:
+    """Say that every record a chunk put in Send so far has its link: the
+    look-ups of a retried chunk linked what its lost answers had added."""
+    InitialChunk.objects.filter(pk=chunk_id).update(sending=0)
+
+
+def records_added(source_id: uuid.UUID) -> int:
+    """Return how many records in Send the sync of a source may have added.
+
+    Linked records, records whose add is marked on their link, and those
+    the initial chunks count as sending: one statement, so one snapshot,
+    in which a chunk's count falls as its links appear.
+    """
+    pk = Source._meta.pk
+    assert pk is not None
+    source = pk.get_db_prep_value(source_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT count(*) FROM {_LINK} WHERE source_id = %s"  # noqa: S608
+            " AND (subscriber_id IS NOT NULL OR pending_add IS NOT NULL))"
+            f" + (SELECT coalesce(sum(sending), 0) FROM {_CHUNK}"
+            " WHERE source_id = %s)",
+            [source, source],
+        )
+        (total,) = cursor.fetchone()
+    return int(total)
 
 
 def mark_adds(
@@ -243,14 +282,20 @@ def _insert_marked(
 
 
 def save_adds(
-    source_id: uuid.UUID, added: Sequence[Added], now: dt.datetime, *, new: bool = False
+    source_id: uuid.UUID,
+    added: Sequence[Added],
+    now: dt.datetime,
+    *,
+    new: bool = False,
+    chunk_id: int | None = None,
 ) -> None:
     """Write the links of added records, clearing their markers.
 
     `new` says that the subjects most likely have no link row at all (a
     first lease of an initial chunk): on PostgreSQL the links are then
     copied in, at about half the cost of the upsert, which still writes
-    them should a row turn out to exist.
+    them should a row turn out to exist. The records leave the `sending`
+    count of the chunk `chunk_id` in the same transaction.
     """
     if not added:
         return
@@ -258,9 +303,20 @@ def save_adds(
         try:
             with transaction.atomic():
                 _copy_links(source_id, added, now)
+                if chunk_id is not None:
+                    chunk_sending(chunk_id, -len(added))
             return
         except IntegrityError:
             pass
+    with transaction.atomic():
+        _upsert_links(source_id, added, now)
+        if chunk_id is not None:
+            chunk_sending(chunk_id, -len(added))
+
+
+def _upsert_links(
+    source_id: uuid.UUID, added: Sequence[Added], now: dt.datetime
+) -> None:
     if fast_path(connection):
         rows = [
             {

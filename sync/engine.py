@@ -554,11 +554,14 @@ def _add_or_match(
             _adopt(ctx, subject_id, document, values, found[0], counts, dirty)
         else:
             to_add.append((subject_id, document, values))
+    if chunk is not None and not chunk_marks:
+        # What lost answers of earlier leases added is now found and linked.
+        batches.chunk_settled(chunk.id)
     if chunk is not None and chunk_marks and to_add:
         batches.mark_chunk(chunk.id, _keys(ctx, [values for _, _, values in to_add]))
     for start in range(0, len(to_add), BATCH_SIZE):
         batch = to_add[start : start + BATCH_SIZE]
-        _add_batch(ctx, batch, counts, tried, chunk_marks)
+        _add_batch(ctx, batch, counts, tried, chunk)
 
 
 def _keys(ctx: Context, candidates: list[dict[str, str | None]]) -> set[str]:
@@ -631,14 +634,16 @@ def _add_batch(
     batch: list[tuple[uuid.UUID, dict[str, Any], dict[str, str | None]]],
     counts: Counts,
     tried: set[uuid.UUID],
-    chunk_marks: bool = False,
+    chunk: InitialChunk | None = None,
 ) -> None:
     """Add records in one call, marking them first so a retry looks them up.
 
     `tried` holds the subjects that had a link row when the push began.
-    With `chunk_marks`, the leased initial chunk holding them is the mark.
+    The first lease of the initial chunk holding them (`chunk`) is their
+    mark; any lease counts them as sending until their links are written.
     """
     marker = None
+    chunk_marks = chunk is not None and chunk.attempts == 1
     if not chunk_marks:
         marker = uuid.uuid4()
         now = timezone.now()
@@ -658,6 +663,8 @@ def _add_batch(
         if not batch:
             return
     records = [_with_registrations(ctx, doc, values) for _, doc, values in batch]
+    if chunk is not None:
+        batches.chunk_sending(chunk.id, len(batch))
     try:
         added = call(
             ctx, ctx.gateway.add_subscribers, ctx.userdb_id, records, repeatable=False
@@ -670,12 +677,16 @@ def _add_batch(
             Link.objects.filter(source=ctx.source, pending_add=marker).update(
                 pending_add=None
             )
-        if not isinstance(error, InvalidData) or len(batch) == 1:
+        refused = isinstance(error, InvalidData)
+        if refused and chunk is not None:
+            # Refused as a whole: none of them reached Send.
+            batches.chunk_sending(chunk.id, -len(batch))
+        if not refused or len(batch) == 1:
             raise
         # The batch is all or none: add one by one to find the bad records.
         for item in batch:
             try:
-                _add_batch(ctx, [item], counts, tried | {item[0]}, chunk_marks)
+                _add_batch(ctx, [item], counts, tried | {item[0]}, chunk)
             except InvalidData as bad:
                 _failed(ctx, counts, bad.code, str(bad), item[0], item[1])
         return
@@ -695,7 +706,13 @@ def _add_batch(
                 subscriptions=_registrations(ctx, record.attributes),
             )
         )
-    batches.save_adds(ctx.source.id, saved, timezone.now(), new=chunk_marks)
+    batches.save_adds(
+        ctx.source.id,
+        saved,
+        timezone.now(),
+        new=chunk_marks,
+        chunk_id=chunk.id if chunk is not None else None,
+    )
     counts.added += len(saved)
 
 
@@ -1093,14 +1110,29 @@ def _added_by_us(ctx: Context, record: Subscriber, matches: list[Customer]) -> b
 
 def _other_record_seen(ctx: Context, record: Subscriber) -> None:
     """Stop adding without a look-up: Send holds a record we did not add."""
-    ctx.only_ours = False
-    SyncState.objects.filter(source=ctx.source, only_ours=True).update(only_ours=False)
+    _stop_only_ours(ctx)
     logger.info(
         "Send record not added by the sync seen; adds look Send up again."
         " source=%s subscriber=%s",
         ctx.source.id,
         record.identifier,
     )
+
+
+def other_records_counted(ctx: Context, extra: int) -> None:
+    """Stop adding without a look-up: Send counts records we did not add."""
+    _stop_only_ours(ctx)
+    logger.info(
+        "Send holds more records than the sync added; adds look Send up again."
+        " source=%s extra=%s",
+        ctx.source.id,
+        extra,
+    )
+
+
+def _stop_only_ours(ctx: Context) -> None:
+    ctx.only_ours = False
+    SyncState.objects.filter(source=ctx.source, only_ours=True).update(only_ours=False)
 
 
 def _pull_create(

@@ -92,6 +92,12 @@ class InitialChunk(models.Model):
     poll reading one back before its link is written knows it as ours. A
     chunk leased again (`attempts` above 1) may have reached Send: its
     customers are looked up before anything is added.
+
+    `sending` counts the records the chunk's calls may have put in Send
+    whose links are not written yet: raised before each add call, lowered
+    in the transaction that writes the links. With the links, it tells how
+    many records in Send the sync may have added, which is how the poll
+    notices a record someone else added while it waits for the chunks.
     """
 
     source = models.ForeignKey(
@@ -105,6 +111,7 @@ class InitialChunk(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     keys = models.JSONField(default=list, blank=True)
+    sending = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["id"]

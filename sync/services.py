@@ -583,11 +583,17 @@ def source_poll(source_id: uuid.UUID | str) -> int:
     change while the poll pages, are neither skipped nor applied twice.
     Pages carry identifiers and stamps alone; only the records whose stamp
     moved since their link saw them are read whole.
+
+    While initial chunks remain, the poll holds its cursor (see
+    `_hold_for_chunks`) and reads on from it once they are pushed.
     """
     ctx = engine.load_context(source_id)
     if ctx is None or not ctx.source.enabled or ctx.node.is_aggregate:
         return 0
     if not ctx.writes and not ctx.rows:
+        return 0
+    if InitialChunk.objects.filter(source=ctx.source).exists():
+        _hold_for_chunks(ctx)
         return 0
     state = _lease(ctx.source)
     if state is None:
@@ -616,6 +622,38 @@ def source_poll(source_id: uuid.UUID | str) -> int:
         run = SyncRun.objects.create(source=ctx.source, kind=SyncRun.Kind.POLL)
         _finish(run, counts)
     return seen
+
+
+def _hold_for_chunks(ctx: engine.Context) -> None:
+    """Check, instead of paging, that Send holds only what the sync added.
+
+    Every record a poll would meet during the initial push is one the push
+    has just added: reading them back while the push runs took as much of
+    Send and of the worker as the adds themselves. The cursor stays where
+    it is, so nothing is skipped, only read later. What matters meanwhile
+    is a record someone else adds: with `only_ours`, chunks add without
+    looking Send up, and would add its customer twice. So Send's count is
+    compared with what the sync may have added (read after it): more
+    records in Send than that turns look-ups back on.
+    """
+    state = SyncState.objects.filter(source=ctx.source).first()
+    if state is None or not state.only_ours:
+        ctx.close()
+        return
+    try:
+        held = engine.call(ctx, ctx.gateway.count_subscribers, ctx.userdb_id)
+    except (SendError, NoSlot) as error:
+        logger.warning(
+            "Count of a held poll failed. source=%s code=%s",
+            ctx.source.id,
+            getattr(error, "code", "SYNC_NO_SLOT"),
+        )
+        return
+    finally:
+        ctx.close()
+    ours = batches.records_added(ctx.source.id)
+    if held > ours:
+        engine.other_records_counted(ctx, held - ours)
 
 
 def _lease(source: Source) -> SyncState | None:
@@ -683,6 +721,10 @@ def source_reconcile(source_id: uuid.UUID | str) -> int:
     """
     ctx = engine.load_context(source_id)
     if ctx is None or not ctx.source.enabled or ctx.node.is_aggregate:
+        return 0
+    if InitialChunk.objects.filter(source=ctx.source).exists():
+        # Everything it would read is being added now; the held poll
+        # watches for records of others meanwhile.
         return 0
     state = _reconcile_claim(ctx.source)
     if state is None:

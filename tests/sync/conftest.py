@@ -43,6 +43,23 @@ def lost_adds(monkeypatch):
 
 
 @pytest.fixture
+def lookups(monkeypatch):
+    """Count the look-ups made in Send."""
+    seen: list[object] = []
+    from sources.send.fake import FakeSendGateway
+
+    original = FakeSendGateway.find_subscribers_by
+
+    def counted(self, userdb_id, where, **kwargs):
+        if where and where[0].mode == "IN":
+            seen.append(where)
+        return original(self, userdb_id, where, **kwargs)
+
+    monkeypatch.setattr(FakeSendGateway, "find_subscribers_by", counted)
+    return seen
+
+
+@pytest.fixture
 def relay_calls(monkeypatch):
     """Record relay nudges instead of sending them to a broker."""
     calls: list[str] = []

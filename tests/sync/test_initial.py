@@ -5,8 +5,8 @@ from hub import services as hub
 from hub.models import Customer
 from sources.send.fake import FakeSendGateway
 from sources.send.gateway import IDENTIFIER_FIELD
-from sync import engine, selectors, services
-from sync.models import InitialChunk, Link, OutboxEntry
+from sync import batches, engine, selectors, services
+from sync.models import InitialChunk, Link, OutboxEntry, SyncRun, SyncState
 
 from .conftest import gateway, records
 from .test_outbox import customer_data
@@ -159,6 +159,89 @@ def test_a_poll_reading_a_chunk_add_before_its_link_touches_no_customer(
         customer.refresh_from_db()
         assert customer.updated_by is None
     assert Link.objects.filter(subscriber_id__isnull=False).count() == 3
+    # The held poll counted the adds whose links were not written yet.
+    assert SyncState.objects.get(source=setup.source).only_ours
+
+
+def test_the_poll_holds_its_cursor_while_chunks_remain(
+    setup, fake_send, small_chunks, monkeypatch
+):
+    customers = initial(setup)
+    services.outbox_relay(setup.source.id)  # the first chunk only
+    customers_ids = [customer.id for customer in customers]
+    # The chunks go by id: take a customer the first one added.
+    link = Link.objects.get(subscriber_id__isnull=False, subject_id=min(customers_ids))
+    gateway(fake_send).update_subscriber(7, link.subscriber_id, {"firstName": "Send"})
+    pages = []
+    listed = FakeSendGateway.find_subscribers_by
+
+    def counted(self, *args, **kwargs):
+        pages.append(args)
+        return listed(self, *args, **kwargs)
+
+    monkeypatch.setattr(FakeSendGateway, "find_subscribers_by", counted)
+    services.source_poll(setup.source.id)
+    assert pages == []
+    edited = Customer.objects.get(pk=link.subject_id)
+    assert edited.base["firstName"] != "Send"
+    state = SyncState.objects.get(source=setup.source)
+    assert state.only_ours and state.last_poll_ok_at is None
+    relay(setup)
+    services.source_poll(setup.source.id)
+    edited.refresh_from_db()
+    assert edited.base["firstName"] == "Send"
+
+
+def test_a_held_poll_notices_a_record_someone_else_added(setup, fake_send, lookups):
+    initial(setup)
+    gateway(fake_send).add_subscriber(7, {"email": "grace@example.com"})
+    services.source_poll(setup.source.id)
+    assert InitialChunk.objects.exists()
+    assert not SyncState.objects.get(source=setup.source).only_ours
+    relay(setup)
+    assert lookups
+    services.source_poll(setup.source.id)
+    assert Customer.objects.filter(base__contacts__email="grace@example.com").exists()
+
+
+def test_a_held_poll_counts_the_adds_whose_answers_were_lost(
+    setup, fake_send, lost_adds
+):
+    initial(setup)
+    services.outbox_relay(setup.source.id)
+    assert InitialChunk.objects.get().sending == 3
+    services.source_poll(setup.source.id)
+    assert SyncState.objects.get(source=setup.source).only_ours
+    lost_adds()
+    InitialChunk.objects.update(claimed_until=None)
+    relay(setup)
+    assert len(records(fake_send)) == 3
+    assert batches.records_added(setup.source.id) == 3
+
+
+def test_what_the_sync_may_have_added_is_counted_once(setup, fake_send, monkeypatch):
+    initial(setup)
+    counted = []
+    real_add = FakeSendGateway.add_subscribers
+
+    def add_and_count(self, userdb_id, batch):
+        added = real_add(self, userdb_id, batch)
+        counted.append(batches.records_added(setup.source.id))
+        return added
+
+    monkeypatch.setattr(FakeSendGateway, "add_subscribers", add_and_count)
+    relay(setup)
+    assert counted == [3]
+    assert batches.records_added(setup.source.id) == 3
+
+
+def test_no_reconciliation_runs_while_chunks_remain(setup, fake_send):
+    initial(setup)
+    assert services.source_reconcile(setup.source.id) == 0
+    assert not SyncRun.objects.filter(kind=SyncRun.Kind.RECONCILE).exists()
+    relay(setup)
+    services.source_reconcile(setup.source.id)
+    assert SyncRun.objects.filter(kind=SyncRun.Kind.RECONCILE).exists()
 
 
 def test_a_chunk_whose_customer_already_has_a_link_row_still_links_it(setup, fake_send):
@@ -182,3 +265,4 @@ def test_a_retried_chunk_read_in_parts_looks_up_its_rest_too(
     assert InitialChunk.objects.get().attempts == 2
     relay(setup)
     assert emails(fake_send) == [f"ada{n}@example.com" for n in range(4)]
+

@@ -17,21 +17,6 @@ from .test_push import relay
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("query_path")]
 
 
-@pytest.fixture
-def lookups(monkeypatch):
-    """Count the look-ups made in Send."""
-    seen: list[object] = []
-    original = FakeSendGateway.find_subscribers_by
-
-    def counted(self, userdb_id, where, **kwargs):
-        if where and where[0].mode == "IN":
-            seen.append(where)
-        return original(self, userdb_id, where, **kwargs)
-
-    monkeypatch.setattr(FakeSendGateway, "find_subscribers_by", counted)
-    return seen
-
-
 def initial(setup, count=3):
     customers = [
         hub.customer_create(node=setup.node, data=customer_data(n))
@@ -133,6 +118,7 @@ def test_a_poll_keeps_what_others_write_to_the_sync_state_meanwhile(
     setup, fake_send, monkeypatch
 ):
     initial(setup)
+    relay(setup)
     moment = timezone.now() - dt.timedelta(hours=1)
 
     def others_write(ctx, state, counts):
