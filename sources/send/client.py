@@ -123,37 +123,51 @@ class _BatchEnvelope:
 
     def render(self, params: dict[str, Any]) -> Any:
         """Return the envelope zeep builds for the same `addSubscribers`
-        parameters (dicts, as passed to zeep), as an lxml element."""
+        parameters (records as plain dicts), as an lxml element."""
         return etree.fromstring(self.serialize(params), _PARSER)
 
     def serialize(self, params: dict[str, Any]) -> bytes:
         """Return the request for `addSubscribers` parameters as UTF-8 XML.
 
-        The text is written directly, escaped as lxml escapes it: building
-        an element per attribute cost ten times as much.
+        `subscribers` holds each record as a dict of attributes. The text is
+        written directly, escaped as lxml escapes it: building an element
+        per attribute cost ten times as much. A character XML cannot carry
+        raises InvalidData; the whole text is searched for one at once.
         """
         tags = self._tags
-        key_open, key_close = tags[self.key]
         value_open, value_close = tags[self.value]
-        attribute_open, attribute_close = tags[self.attributes]
         nil = f'{value_open[:-1]} xmlns:xsi="{_XSI}" xsi:nil="true"/>'
         nil = nil if self.value_nil else ""
         subscriber_open, subscriber_close = tags[self.subscribers]
+        # What surrounds a value, per attribute name: names repeat in
+        # every record.
+        opening: dict[str, str] = {}
+        closing = value_close + tags[self.attributes][1]
+        null = nil + tags[self.attributes][1]
         parts = [self._head(params)]
-        for item in params["subscribers"]:
+        for record in params["subscribers"]:
             parts.append(subscriber_open)
-            for attribute in item["attributes"]:
-                value = attribute["value"]
-                parts += (attribute_open, key_open, _xml_text(attribute["key"]))
-                parts.append(key_close)
-                if value is not None:
-                    parts += (value_open, _xml_text(value), value_close)
+            for key, value in record.items():
+                start = opening.get(key)
+                if start is None:
+                    start = opening[key] = self._attribute_start(key)
+                if value is None:
+                    parts += (start, null)
                 else:
-                    parts.append(nil)
-                parts.append(attribute_close)
+                    parts += (start, value_open, str(value).translate(_ESCAPES))
+                    parts.append(closing)
             parts.append(subscriber_close)
         parts.append(f"{tags[self.request][1]}</soap-env:Body></soap-env:Envelope>")
-        return "".join(parts).encode()
+        text = "".join(parts)
+        if _NOT_XML.search(text):
+            raise InvalidData("a value holds a character that XML cannot carry")
+        return text.encode()
+
+    def _attribute_start(self, key: str) -> str:
+        """Return the text that opens an attribute, up to its value."""
+        tags = self._tags
+        key_open, key_close = tags[self.key]
+        return f"{tags[self.attributes][0]}{key_open}{_xml_text(key)}{key_close}"
 
     @property
     def _names(self) -> tuple[str, ...]:
@@ -216,7 +230,7 @@ class _BatchEnvelope:
 
 # Characters XML 1.0 cannot carry, even escaped.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 
 
 def _xml_text(value: Any) -> str:
@@ -224,7 +238,7 @@ def _xml_text(value: Any) -> str:
     text = str(value)
     if _NOT_XML.search(text):
         raise InvalidData("a value holds a character that XML cannot carry")
-    return text.translate(_TEXT_ESCAPES)
+    return text.translate(_ESCAPES)
 
 
 def _xml_attribute(text: str) -> str:
@@ -506,7 +520,7 @@ class SoapSendGateway:
     ) -> list[Subscriber]:
         """Add up to `ADD_SUBSCRIBERS_LIMIT` records in one call; return them
         with their new identifiers, in the order given."""
-        batch = [{"attributes": _attributes(record)} for record in records]
+        batch = list(records)
         if not batch:
             return []
         answer = self._call(
@@ -681,9 +695,16 @@ def _post_raw(
 ) -> requests.Response:
     """Send a call and return the HTTP response unread; `addSubscribers` is
     written as text when the WSDL allows it, every other request by zeep."""
-    batch = service.add_subscribers
-    if operation == "addSubscribers" and batch is not None:
-        return batch.post(service.client.transport, params)
+    if operation == "addSubscribers":
+        batch = service.add_subscribers
+        if batch is not None:
+            return batch.post(service.client.transport, params)
+        params = {
+            **params,
+            "subscribers": [
+                {"attributes": _attributes(record)} for record in params["subscribers"]
+            ],
+        }
     with service.client.settings(raw_response=True):
         response: requests.Response = getattr(service.client.service, operation)(
             **params

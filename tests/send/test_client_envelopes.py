@@ -19,9 +19,18 @@ RECORDS = [
 
 
 def parameters(records):
+    """Return `addSubscribers` parameters as the text envelope takes them."""
     return {
         "token": {"content": "token-1"},
         "sourceIdentifier": 42,
+        "subscribers": records,
+    }
+
+
+def zeep_parameters(records):
+    """Return the same parameters shaped as zeep takes them."""
+    return {
+        **parameters(records),
         "subscribers": [{"attributes": client._attributes(r)} for r in records],
     }
 
@@ -59,7 +68,9 @@ def test_a_batch_envelope_is_the_one_zeep_builds(tmp_path, text):
     params = parameters(RECORDS)
     batch = client._batch_envelope(zeep_client)
 
-    built = zeep_client.create_message(zeep_client.service, "addSubscribers", **params)
+    built = zeep_client.create_message(
+        zeep_client.service, "addSubscribers", **zeep_parameters(RECORDS)
+    )
 
     assert batch is not None
     assert canonical(batch.render(params)) == canonical(built)
@@ -142,3 +153,15 @@ def test_a_value_xml_cannot_carry_is_refused_before_sending(tmp_path):
 
     with pytest.raises(InvalidData):
         batch.serialize(parameters([{"notes": "bell \x07"}]))
+
+
+def test_a_batch_goes_through_zeep_when_the_wsdl_needs_it(gateway, userdb, monkeypatch):
+    monkeypatch.setattr(client, "_batch_envelope", lambda zeep_client: None)
+    client.reset_caches()
+    records = [{"email": "zoë@example.com", "notes": None}, {"email": "ada@x.org"}]
+
+    added = gateway.add_subscribers(userdb["id"], records)
+
+    assert [s.attributes["email"] for s in added] == ["zoë@example.com", "ada@x.org"]
+    assert added[0].attributes["notes"] is None
+    client.reset_caches()

@@ -266,3 +266,25 @@ def test_a_retried_chunk_read_in_parts_looks_up_its_rest_too(
     relay(setup)
     assert emails(fake_send) == [f"ada{n}@example.com" for n in range(4)]
 
+
+
+def test_links_written_in_one_copy_keep_every_character(setup):
+    customer = hub.customer_create(node=setup.node, data=customer_data(1))
+    values = {"email": "a\\b@example.com", "notes": 'tab\there\nline "q" \\n é'}
+    added = batches.Added(
+        subject_id=customer.id,
+        subscriber_id=41,
+        hub_hash="h",
+        send_hash="s",
+        send_stamp="2026-12-04 01:02:03\\x",
+        values=values,
+        subscriptions={"news": "1"},
+    )
+    batches.save_adds(setup.source.id, [added], timezone.now(), new=True)
+    link = Link.objects.get(subject_id=customer.id)
+    assert (link.subscriber_id, link.values, link.send_stamp) == (
+        41,
+        values,
+        "2026-12-04 01:02:03\\x",
+    )
+    assert link.subscriptions == {"news": "1"} and link.pending_add is None
