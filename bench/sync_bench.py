@@ -371,6 +371,7 @@ def main() -> None:
         time.sleep(3)
         peak = peak_pss = 0
         before, ticks = cpu_split(worker.pid, emulator.process.pid), machine_ticks()
+        calls_before = control(base, "GET", "counters")["calls"]
         started = time.perf_counter()
         source = send_source(workspace, node, userdb)
         while count(base, userdb) < args.customers:
@@ -394,6 +395,13 @@ def main() -> None:
             + f"; {machine_share(ticks, machine_ticks())}",
             flush=True,
         )
+        calls = control(base, "GET", "counters")["calls"]
+        served = {
+            name: calls[name] - calls_before.get(name, 0)
+            for name in sorted(calls)
+            if calls[name] != calls_before.get(name, 0)
+        }
+        print(f"Send calls during it: {served}", flush=True)
         print(
             f"worker peak memory (process tree): RSS {peak / 2**20:.0f} MB, "
             f"PSS {peak_pss / 2**20:.0f} MB",
