@@ -267,7 +267,6 @@ def test_a_retried_chunk_read_in_parts_looks_up_its_rest_too(
     assert emails(fake_send) == [f"ada{n}@example.com" for n in range(4)]
 
 
-
 def test_links_written_in_one_copy_keep_every_character(setup):
     customer = hub.customer_create(node=setup.node, data=customer_data(1))
     values = {"email": "a\\b@example.com", "notes": 'tab\there\nline "q" \\n é'}
