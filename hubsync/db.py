@@ -61,3 +61,34 @@ class AnyOf(In[Any]):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         kind = _array_type(self.lhs.output_field)
         return f"{lhs} = ANY(%s::{kind}[])", [*lhs_params, array_literal(values)]
+
+
+# Without waiting for the commit to reach the disk: a crash of the database
+# server may lose the last fraction of a second of such commits, never
+# anything else, and never their order. Only for writes the sync recovers
+# from when lost: call-slot leases, and the links of added records, whose
+# adds were marked by a commit that did wait.
+_RELAXED = "SET LOCAL synchronous_commit TO OFF; "
+
+
+def execute_relaxed(cursor: Any, sql: str, params: list[Any]) -> int:
+    """Run one statement in its own transaction, committed without waiting
+    for the disk on PostgreSQL; return the number of rows it changed.
+
+    Inside a transaction the statement is just run: the commit, and how it
+    waits, belong to whoever opened the transaction.
+    """
+    if cursor.db.vendor != "postgresql" or cursor.db.in_atomic_block:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+    # One round trip: the two statements form one implicit transaction,
+    # and the answer of the second follows the first's.
+    cursor.execute(_RELAXED + sql, params)
+    cursor.cursor.nextset()
+    return int(cursor.cursor.rowcount)
+
+
+def relax_commit(cursor: Any) -> None:
+    """Let the current transaction commit without waiting for the disk."""
+    if cursor.db.vendor == "postgresql":
+        cursor.execute(_RELAXED.rstrip("; "))

@@ -18,7 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 
-from hubsync.db import fast_path
+from hubsync.db import fast_path, relax_commit
 from sources.models import Source
 
 from .models import InitialChunk, Link, OutboxEntry
@@ -134,9 +134,18 @@ def claim_chunk(
     return None
 
 
-def mark_chunk(chunk_id: int, keys: Collection[str]) -> None:
-    """Record the match keys of the records a leased chunk is about to add."""
-    InitialChunk.objects.filter(pk=chunk_id).update(keys=sorted(keys))
+def mark_chunk(chunk_id: int, keys: Collection[str] | None, sending: int) -> None:
+    """Record what a leased chunk is about to add: the match keys of the
+    records (None: leave them), and their number as its `sending` count.
+
+    Counted before the first call rather than before each one, the records
+    of later calls count a moment early: the poll then notices a record of
+    someone else's only once those calls are answered.
+    """
+    marks: dict[str, Any] = {"sending": sending}
+    if keys is not None:
+        marks["keys"] = sorted(keys)
+    InitialChunk.objects.filter(pk=chunk_id).update(**marks)
 
 
 def chunk_sending(chunk_id: int, count: int) -> None:
@@ -145,12 +154,6 @@ def chunk_sending(chunk_id: int, count: int) -> None:
     InitialChunk.objects.filter(pk=chunk_id).update(
         sending=Greatest(F("sending") + count, 0)
     )
-
-
-def chunk_settled(chunk_id: int) -> None:
-    """Say that every record a chunk put in Send so far has its link: the
-    look-ups of a retried chunk linked what its lost answers had added."""
-    InitialChunk.objects.filter(pk=chunk_id).update(sending=0)
 
 
 def records_added(source_id: uuid.UUID) -> int:
@@ -308,6 +311,7 @@ def save_adds(
     if new and fast_path(connection):
         try:
             with transaction.atomic():
+                _relax()
                 _copy_links(source_id, added, now)
                 if chunk_id is not None:
                     chunk_sending(chunk_id, -len(added))
@@ -315,9 +319,20 @@ def save_adds(
         except IntegrityError:
             pass
     with transaction.atomic():
+        _relax()
         _upsert_links(source_id, added, now)
         if chunk_id is not None:
             chunk_sending(chunk_id, -len(added))
+
+
+def _relax() -> None:
+    # Lost to a database crash, these links come back: their adds were
+    # marked (on the link or the chunk) by a commit that waited for the
+    # disk, so the next attempt looks the records up.
+    if not connection.in_atomic_block or connection.savepoint_ids:
+        return  # Inside someone else's transaction: theirs to commit.
+    with connection.cursor() as cursor:
+        relax_commit(cursor)
 
 
 def _upsert_links(

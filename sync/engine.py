@@ -554,11 +554,11 @@ def _add_or_match(
             _adopt(ctx, subject_id, document, values, found[0], counts, dirty)
         else:
             to_add.append((subject_id, document, values))
-    if chunk is not None and not chunk_marks:
-        # What lost answers of earlier leases added is now found and linked.
-        batches.chunk_settled(chunk.id)
-    if chunk is not None and chunk_marks and to_add:
-        batches.mark_chunk(chunk.id, _keys(ctx, [values for _, _, values in to_add]))
+    if chunk is not None:
+        # What lost answers of earlier leases added is now found and
+        # linked: the chunk is sending what it adds next, and only that.
+        keys = _keys(ctx, [values for _, _, values in to_add]) if chunk_marks else None
+        batches.mark_chunk(chunk.id, keys, len(to_add))
     for start in range(0, len(to_add), BATCH_SIZE):
         batch = to_add[start : start + BATCH_SIZE]
         _add_batch(ctx, batch, counts, tried, chunk)
@@ -663,8 +663,6 @@ def _add_batch(
         if not batch:
             return
     records = [_with_registrations(ctx, doc, values) for _, doc, values in batch]
-    if chunk is not None:
-        batches.chunk_sending(chunk.id, len(batch))
     try:
         added = call(
             ctx, ctx.gateway.add_subscribers, ctx.userdb_id, records, repeatable=False
@@ -677,11 +675,12 @@ def _add_batch(
             Link.objects.filter(source=ctx.source, pending_add=marker).update(
                 pending_add=None
             )
-        refused = isinstance(error, InvalidData)
-        if refused and chunk is not None:
-            # Refused as a whole: none of them reached Send.
-            batches.chunk_sending(chunk.id, -len(batch))
-        if not refused or len(batch) == 1:
+        if not isinstance(error, InvalidData):
+            raise
+        if len(batch) == 1:
+            if chunk is not None:
+                # Refused, so not in Send, and not sent again.
+                batches.chunk_sending(chunk.id, -1)
             raise
         # The batch is all or none: add one by one to find the bad records.
         for item in batch:

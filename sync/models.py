@@ -94,10 +94,11 @@ class InitialChunk(models.Model):
     customers are looked up before anything is added.
 
     `sending` counts the records the chunk's calls may have put in Send
-    whose links are not written yet: raised before each add call, lowered
-    in the transaction that writes the links. With the links, it tells how
-    many records in Send the sync may have added, which is how the poll
-    notices a record someone else added while it waits for the chunks.
+    whose links are not written yet: set, before a lease's first add call,
+    to the number it is about to add, and lowered in each transaction that
+    writes links. With the links, it tells how many records in Send the
+    sync may have added, which is how the poll notices a record someone
+    else added while it waits for the chunks.
     """
 
     source = models.ForeignKey(

@@ -3,8 +3,10 @@
 Slots are rows leased with a conditional UPDATE, so the limit holds with
 any broker and any database (the embedded SQLite one included), and a
 worker that dies simply lets its lease run out. A slot is taken for each
-call to Send, so the lease and its release are plain SQL: built by the
-ORM, they cost a millisecond of CPU per call.
+call to Send, so the lease and its release are plain SQL (built by the
+ORM, they cost a millisecond of CPU per call), committed without waiting
+for the disk: a lease that a database crash loses only frees its slot
+early.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, connection
 from django.utils import timezone
+
+from hubsync.db import execute_relaxed
 
 from .models import AccountSlot
 
@@ -53,7 +57,8 @@ def account_slot(
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute(
+            execute_relaxed(
+                cursor,
                 f"UPDATE {_TABLE} SET leased_until = %s"  # noqa: S608 - model table
                 " WHERE account = %s AND holder = %s",
                 [_moment(timezone.now()), account, _holder(holder)],
@@ -102,7 +107,8 @@ def _try_lease(account: str, limit: int, holder: uuid.UUID, lease: timedelta) ->
             # The conditional UPDATE is the claim: only one worker sees a row
             # count of 1 for a slot whose lease has run out. A random free
             # slot is asked for, so that racing workers seldom want the same.
-            cursor.execute(
+            taken = execute_relaxed(
+                cursor,
                 f"UPDATE {_TABLE} SET leased_until = %s, holder = %s"  # noqa: S608
                 f" WHERE id = (SELECT id FROM {_TABLE} WHERE account = %s"
                 " AND number < %s AND leased_until <= %s ORDER BY random() LIMIT 1)"
@@ -116,7 +122,7 @@ def _try_lease(account: str, limit: int, holder: uuid.UUID, lease: timedelta) ->
                     _moment(now),
                 ],
             )
-            if cursor.rowcount:
+            if taken:
                 return True
     return False
 
