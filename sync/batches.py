@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -242,11 +243,14 @@ def _copy_links(source_id: uuid.UUID, added: Sequence[Added], now: dt.datetime) 
     fixed = f"{source_id}\t"
     tail = f"\t\\N\t{now.isoformat()}\n"
     dumps = orjson.dumps
+    backslash, doubled = "\\", "\\\\"
+    # The hashes are hexadecimal; JSON holds no tab, newline or carriage
+    # return unescaped, but its escapes hold backslashes.
     lines = [
         f"{fixed}{item.subject_id}\t{item.subscriber_id}\t"
-        f"{_copy_text(item.hub_hash)}\t{_copy_text(item.send_hash)}\t"
-        f"{_copy_text(item.send_stamp)}\t{_copy_text(dumps(item.values).decode())}\t"
-        f"{_copy_text(dumps(item.subscriptions).decode())}{tail}"
+        f"{item.hub_hash}\t{item.send_hash}\t{_copy_text(item.send_stamp)}\t"
+        f"{dumps(item.values).decode().replace(backslash, doubled)}\t"
+        f"{dumps(item.subscriptions).decode().replace(backslash, doubled)}{tail}"
         for item in added
     ]
     # Django's wrapper has no COPY: the psycopg cursor under it does, and
@@ -264,7 +268,12 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 def _copy_text(text: str) -> str:
     """Return text as a field of COPY's text format."""
+    if _COPY_SPECIAL.search(text) is None:
+        return text
     return text.translate(_COPY_ESCAPES)
+
+
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 
 
 def _insert_marked(

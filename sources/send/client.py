@@ -154,8 +154,10 @@ class _BatchEnvelope:
                 if value is None:
                     parts += (start, null)
                 else:
-                    parts += (start, value_open, str(value).translate(_ESCAPES))
-                    parts.append(closing)
+                    text = str(value)
+                    if _ESCAPED.search(text) is not None:
+                        text = text.translate(_ESCAPES)
+                    parts += (start, value_open, text, closing)
             parts.append(subscriber_close)
         parts.append(f"{tags[self.request][1]}</soap-env:Body></soap-env:Envelope>")
         text = "".join(parts)
@@ -231,6 +233,7 @@ class _BatchEnvelope:
 # Characters XML 1.0 cannot carry, even escaped.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ESCAPED = re.compile("[&<>\r]")
 
 
 def _xml_text(value: Any) -> str:
