@@ -88,7 +88,16 @@ def execute_relaxed(cursor: Any, sql: str, params: list[Any]) -> int:
     return int(cursor.cursor.rowcount)
 
 
-def relax_commit(cursor: Any) -> None:
-    """Let the current transaction commit without waiting for the disk."""
-    if cursor.db.vendor == "postgresql":
+def relax_commit() -> None:
+    """Let the transaction just opened commit without waiting for the disk.
+
+    Only an outermost `atomic` block is relaxed: inside someone else's
+    transaction, its commit is theirs.
+    """
+    connection = default_connection
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        return
+    if connection.savepoint_ids:
+        return
+    with connection.cursor() as cursor:
         cursor.execute(_RELAXED.rstrip("; "))

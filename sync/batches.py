@@ -149,11 +149,11 @@ def mark_chunk(chunk_id: int, keys: Collection[str] | None, sending: int) -> Non
     InitialChunk.objects.filter(pk=chunk_id).update(**marks)
 
 
-def chunk_sending(chunk_id: int, count: int) -> None:
-    """Count `count` more (fewer, when negative) records that a chunk's add
-    calls may have put in Send without their links written."""
+def lower_sending(chunk_id: int, count: int) -> None:
+    """Take `count` records off a chunk's `sending` count: their links are
+    written, or Send refused them."""
     InitialChunk.objects.filter(pk=chunk_id).update(
-        sending=Greatest(F("sending") + count, 0)
+        sending=Greatest(F("sending") - count, 0)
     )
 
 
@@ -264,6 +264,7 @@ def _copy_links(source_id: uuid.UUID, added: Sequence[Added], now: dt.datetime) 
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 
 
 def _copy_text(text: str) -> str:
@@ -271,9 +272,6 @@ def _copy_text(text: str) -> str:
     if _COPY_SPECIAL.search(text) is None:
         return text
     return text.translate(_COPY_ESCAPES)
-
-
-_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 
 
 def _insert_marked(
@@ -317,31 +315,24 @@ def save_adds(
     """
     if not added:
         return
+    # Lost to a database crash, these links come back: their adds were
+    # marked (on the link or the chunk) by a commit that waited for the
+    # disk, so the next attempt looks the records up.
     if new and fast_path(connection):
         try:
             with transaction.atomic():
-                _relax()
+                relax_commit()
                 _copy_links(source_id, added, now)
                 if chunk_id is not None:
-                    chunk_sending(chunk_id, -len(added))
+                    lower_sending(chunk_id, len(added))
             return
         except IntegrityError:
             pass
     with transaction.atomic():
-        _relax()
+        relax_commit()
         _upsert_links(source_id, added, now)
         if chunk_id is not None:
-            chunk_sending(chunk_id, -len(added))
-
-
-def _relax() -> None:
-    # Lost to a database crash, these links come back: their adds were
-    # marked (on the link or the chunk) by a commit that waited for the
-    # disk, so the next attempt looks the records up.
-    if not connection.in_atomic_block or connection.savepoint_ids:
-        return  # Inside someone else's transaction: theirs to commit.
-    with connection.cursor() as cursor:
-        relax_commit(cursor)
+            lower_sending(chunk_id, len(added))
 
 
 def _upsert_links(

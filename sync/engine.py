@@ -680,7 +680,7 @@ def _add_batch(
         if len(batch) == 1:
             if chunk is not None:
                 # Refused, so not in Send, and not sent again.
-                batches.chunk_sending(chunk.id, -1)
+                batches.lower_sending(chunk.id, 1)
             raise
         # The batch is all or none: add one by one to find the bad records.
         for item in batch:

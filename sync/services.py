@@ -364,11 +364,16 @@ def outbox_sweep() -> list[uuid.UUID]:
     return pending_sources()
 
 
+def _pushing_initial(source_id: uuid.UUID) -> bool:
+    """Tell whether the initial sync of a source still has chunks to push."""
+    return InitialChunk.objects.filter(source_id=source_id).exists()
+
+
 def _sweep_grant(grant: ActiveNode) -> None:
     state, _ = SyncState.objects.get_or_create(source_id=grant.source_id)
     if state.initial_done_at is None:
         return
-    if InitialChunk.objects.filter(source_id=grant.source_id).exists():
+    if _pushing_initial(grant.source_id):
         # The chunks read every customer as it is when they run. The window
         # below keeps its start meanwhile, so what a bulk path changes in a
         # chunk already pushed is swept once they are done.
@@ -592,7 +597,7 @@ def source_poll(source_id: uuid.UUID | str) -> int:
         return 0
     if not ctx.writes and not ctx.rows:
         return 0
-    if InitialChunk.objects.filter(source=ctx.source).exists():
+    if _pushing_initial(ctx.source.id):
         _hold_for_chunks(ctx)
         return 0
     state = _lease(ctx.source)
@@ -636,9 +641,7 @@ def _hold_for_chunks(ctx: engine.Context) -> None:
     compared with what the sync may have added (read after it): more
     records in Send than that turns look-ups back on.
     """
-    state = SyncState.objects.filter(source=ctx.source).first()
-    if state is None or not state.only_ours:
-        ctx.close()
+    if not ctx.only_ours:
         return
     try:
         held = engine.call(ctx, ctx.gateway.count_subscribers, ctx.userdb_id)
@@ -722,7 +725,7 @@ def source_reconcile(source_id: uuid.UUID | str) -> int:
     ctx = engine.load_context(source_id)
     if ctx is None or not ctx.source.enabled or ctx.node.is_aggregate:
         return 0
-    if InitialChunk.objects.filter(source=ctx.source).exists():
+    if _pushing_initial(ctx.source.id):
         # Everything it would read is being added now; the held poll
         # watches for records of others meanwhile.
         return 0

@@ -1,7 +1,7 @@
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
-from hubsync.db import execute_relaxed
+from hubsync.db import execute_relaxed, relax_commit
 from sync.models import AccountSlot
 
 # Outside a transaction of the test's own, as the sync runs it.
@@ -24,3 +24,21 @@ def test_a_relaxed_statement_counts_its_rows_and_leaves_the_session_as_it_was():
             cursor.execute("SHOW synchronous_commit")
             assert cursor.fetchone() == ("on",)
     assert sorted(AccountSlot.objects.values_list("number", flat=True)) == [10, 11, 12]
+
+
+def test_only_an_outermost_transaction_is_relaxed():
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+
+    def setting():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    with transaction.atomic():
+        with transaction.atomic():
+            relax_commit()
+            assert setting() == "on"
+        relax_commit()
+        assert setting() == "off"
+    assert setting() == "on"

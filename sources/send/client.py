@@ -169,7 +169,10 @@ class _BatchEnvelope:
         """Return the text that opens an attribute, up to its value."""
         tags = self._tags
         key_open, key_close = tags[self.key]
-        return f"{tags[self.attributes][0]}{key_open}{_xml_text(key)}{key_close}"
+        # Escaped only: `serialize` searches the whole text for characters
+        # XML cannot carry.
+        name = key.translate(_ESCAPES)
+        return f"{tags[self.attributes][0]}{key_open}{name}{key_close}"
 
     @property
     def _names(self) -> tuple[str, ...]:
