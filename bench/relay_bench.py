@@ -61,6 +61,7 @@ def main() -> None:
         if args.queries:
             connection.force_debug_cursor = True
         started, cpu = time.perf_counter(), time.process_time()
+        sessions = sync_bench.postgres_cpu()
         if profile:
             profile.enable()
         relayed = 0
@@ -72,10 +73,15 @@ def main() -> None:
         if profile:
             profile.disable()
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        database = sum(
+            used - sessions.get(pid, 0.0)
+            for pid, used in sync_bench.postgres_cpu().items()
+        )
         print(
             f"relayed {relayed} of {queued} in {elapsed:.1f} s = "
             f"{relayed / elapsed:.0f} records/s; CPU {cpu * 1e6 / relayed:.0f} us "
-            f"per record; Send holds {sync_bench.count(emulator.base_url, userdb)}"
+            f"per record here, {database * 1e6 / relayed:.0f} us in PostgreSQL; "
+            f"Send holds {sync_bench.count(emulator.base_url, userdb)}"
         )
         for statement, seconds in sorted(shares.items(), key=lambda s: -s[1])[:10]:
             print(f"{seconds:7.2f} s  {statement}")
