@@ -1,0 +1,69 @@
+"""How the client reads the answers it parses itself (batch adds, pages)."""
+
+import pytest
+
+from sources.send import client
+from sources.send.gateway import TransientError
+
+ENVELOPE = (
+    "<?xml version='1.0' encoding='utf-8'?>{doctype}"
+    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"'
+    ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+    ' xmlns:t="urn:example:send"><soap:Body><t:addSubscribersResponse>'
+    "<t:return><t:identifier>7</t:identifier>"
+    "<t:attributes><t:key>email</t:key><t:value>{email}</t:value></t:attributes>"
+    '<t:attributes><t:key>notes</t:key><t:value xsi:nil="true"/></t:attributes>'
+    "<t:attributes><t:key>city</t:key><t:value/></t:attributes>"
+    "<t:attributes><t:key>age</t:key></t:attributes>"
+    "</t:return></t:addSubscribersResponse></soap:Body></soap:Envelope>"
+)
+
+
+def answer(email="a&amp;b@example.com", doctype=""):
+    return ENVELOPE.format(email=email, doctype=doctype).encode()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [answer(), b"\xef\xbb\xbf" + answer(), b"\n  " + answer()[38:]],
+    ids=["UTF-8", "with a byte order mark", "no declaration, blank first"],
+)
+def test_records_are_read_with_their_nulls_and_empty_texts(content):
+    body = client._body_of(200, content)
+
+    (record,) = client._subscribers_in(body, "{*}return")
+
+    assert record.identifier == 7
+    assert record.attributes == {
+        "email": "a&b@example.com",
+        "notes": None,
+        "city": "",
+        "age": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"<oops",
+        answer(doctype='<!DOCTYPE x [<!ENTITY big "0123456789">]>'),
+        answer().decode().replace("utf-8", "utf-16").encode("utf-16"),
+    ],
+    ids=["not XML", "a document type declaration", "UTF-16"],
+)
+def test_an_unreadable_answer_is_a_transient_error(
+    gateway, userdb, monkeypatch, content
+):
+    monkeypatch.setattr(client, "_post_raw", lambda *_: (200, content))
+
+    with pytest.raises(TransientError, match="malformed XML"):
+        gateway.add_subscribers(userdb["id"], [{"email": "ada@example.com"}])
+
+
+def test_an_empty_answer_with_an_error_status_is_that_error(
+    gateway, userdb, monkeypatch
+):
+    monkeypatch.setattr(client, "_post_raw", lambda *_: (502, b""))
+
+    with pytest.raises(TransientError, match="HTTP 502"):
+        gateway.add_subscribers(userdb["id"], [{"email": "ada@example.com"}])
