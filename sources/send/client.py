@@ -27,6 +27,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 import requests
+import urllib3
 import zeep
 import zeep.exceptions
 from django.conf import settings
@@ -242,6 +243,12 @@ class _BatchEnvelope:
         )
         try:
             return response.status_code, response.raw.read(decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError as error:
+            # Read this way, the body's failures are urllib3's: given the
+            # shape `Response.content` gives them, they translate alike.
+            raise requests.ReadTimeout(error) from error
+        except urllib3.exceptions.HTTPError as error:
+            raise requests.ConnectionError(error) from error
         finally:
             response.close()
 

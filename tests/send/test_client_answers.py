@@ -1,6 +1,7 @@
 """How the client reads the answers it parses itself (batch adds, pages)."""
 
 import pytest
+import urllib3
 
 from sources.send import client
 from sources.send.gateway import TransientError
@@ -66,4 +67,44 @@ def test_an_empty_answer_with_an_error_status_is_that_error(
     monkeypatch.setattr(client, "_post_raw", lambda *_: (502, b""))
 
     with pytest.raises(TransientError, match="HTTP 502"):
+        gateway.add_subscribers(userdb["id"], [{"email": "ada@example.com"}])
+
+
+class StalledBody:
+    """An answer whose headers came and whose body then failed."""
+
+    status_code = 200
+
+    def __init__(self, error):
+        self.raw = self
+        self.error = error
+
+    def read(self, decode_content):
+        raise self.error
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            urllib3.exceptions.ReadTimeoutError(None, "/soap", "read timed out"),
+            "within",
+        ),
+        (urllib3.exceptions.ProtocolError("connection broken"), "connection"),
+    ],
+    ids=["a stall", "a broken connection"],
+)
+def test_a_body_that_fails_midway_is_a_transient_error(
+    gateway, userdb, monkeypatch, error, message
+):
+    gateway.count_subscribers(userdb["id"])
+    service = client._service(gateway._wsdl_url, gateway._timeout)
+    monkeypatch.setattr(
+        service.client.transport.session, "post", lambda *_, **__: StalledBody(error)
+    )
+
+    with pytest.raises(TransientError, match=message):
         gateway.add_subscribers(userdb["id"], [{"email": "ada@example.com"}])
