@@ -822,13 +822,17 @@ def _body_of(status: int, content: bytes) -> Any:
     message carries no document type declaration, and an answer with one is
     refused (see `_declares_a_type`).
     """
-    if not content:
+    # A body that is not XML says no more than its status, when that is an
+    # error (a proxy's page for a 429 or a 503, say).
+    if not content or (status != 200 and not content.lstrip().startswith(b"<")):
         raise _HttpFailure(status)
     if _declares_a_type(content):
         raise _NotXml("a SOAP message carries no document type declaration")
     try:
         envelope = ElementTree.fromstring(content)  # noqa: S314 - see above
     except ElementTree.ParseError as error:
+        if status != 200:
+            raise _HttpFailure(status) from error
         raise _NotXml from error
     body = envelope.find(f"{{{_SOAP_ENV}}}Body")
     answer = None if body is None or len(body) == 0 else body[0]

@@ -4,7 +4,7 @@ import pytest
 import urllib3
 
 from sources.send import client
-from sources.send.gateway import TransientError
+from sources.send.gateway import RateLimited, TransientError
 
 ENVELOPE = (
     "<?xml version='1.0' encoding='utf-8'?>{doctype}"
@@ -61,12 +61,22 @@ def test_an_unreadable_answer_is_a_transient_error(
         gateway.add_subscribers(userdb["id"], [{"email": "ada@example.com"}])
 
 
-def test_an_empty_answer_with_an_error_status_is_that_error(
-    gateway, userdb, monkeypatch
+@pytest.mark.parametrize(
+    ("status", "content", "error"),
+    [
+        (502, b"", TransientError),
+        (503, b"Service Unavailable", TransientError),
+        (429, b"<html><body>Slow down</body></html>", RateLimited),
+        (429, b"<html><p>Slow down</html>", RateLimited),
+    ],
+    ids=["empty", "text", "an HTML page", "broken HTML"],
+)
+def test_an_error_status_without_a_soap_answer_is_that_error(
+    gateway, userdb, monkeypatch, status, content, error
 ):
-    monkeypatch.setattr(client, "_post_raw", lambda *_: (502, b""))
+    monkeypatch.setattr(client, "_post_raw", lambda *_: (status, content))
 
-    with pytest.raises(TransientError, match="HTTP 502"):
+    with pytest.raises(error, match=f"HTTP {status}|rate limit"):
         gateway.add_subscribers(userdb["id"], [{"email": "ada@example.com"}])
 
 
