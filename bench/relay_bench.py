@@ -47,6 +47,7 @@ def main() -> None:
     from django.db import connection
 
     from hub.models import Node, Workspace
+    from hubsync.celery import prepare_collector
     from sync import services
 
     try:
@@ -60,6 +61,8 @@ def main() -> None:
         profile = cProfile.Profile() if args.profile else None
         if args.queries:
             connection.force_debug_cursor = True
+        # The collector as a worker has it (see `prepare_collector`).
+        prepare_collector()
         started, cpu = time.perf_counter(), time.process_time()
         sessions = sync_bench.postgres_cpu()
         if profile:
