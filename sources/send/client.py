@@ -818,7 +818,8 @@ def _body_of(status: int, content: bytes) -> Any:
 
     The answer is read by the standard library's parser: its elements are
     Python objects already, where lxml makes one for every element visited,
-    so reading 500 records costs a third less. No entity is expanded: a SOAP
+    so reading 500 records takes a sixth fewer instructions (callgrind, 81
+    against 96 thousand per record). No entity is expanded: a SOAP
     message carries no document type declaration, and an answer with one is
     refused (see `_declares_a_type`).
     """
