@@ -823,18 +823,16 @@ def _body_of(status: int, content: bytes) -> Any:
     message carries no document type declaration, and an answer with one is
     refused (see `_declares_a_type`).
     """
-    # A body that is not XML says no more than its status, when that is an
-    # error (a proxy's page for a 429 or a 503, say).
-    if not content or (status != 200 and not content.lstrip().startswith(b"<")):
+    if not content:
         raise _HttpFailure(status)
-    if _declares_a_type(content):
-        raise _NotXml("a SOAP message carries no document type declaration")
     try:
-        envelope = ElementTree.fromstring(content)  # noqa: S314 - see above
-    except ElementTree.ParseError as error:
+        envelope = _envelope(content)
+    except _NotXml:
+        # An error status whose body is no SOAP message (a proxy's page for
+        # a 429 or a 503, say) says no more than the status.
         if status != 200:
-            raise _HttpFailure(status) from error
-        raise _NotXml from error
+            raise _HttpFailure(status) from None
+        raise
     body = envelope.find(f"{{{_SOAP_ENV}}}Body")
     answer = None if body is None or len(body) == 0 else body[0]
     if answer is not None and answer.tag == f"{{{_SOAP_ENV}}}Fault":
@@ -846,6 +844,16 @@ def _body_of(status: int, content: bytes) -> Any:
     if status != 200 or answer is None:
         raise _HttpFailure(status)
     return answer
+
+
+def _envelope(content: bytes) -> Any:
+    """Parse a SOAP message; _NotXml if it is not XML or declares a type."""
+    if _declares_a_type(content):
+        raise _NotXml("a SOAP message carries no document type declaration")
+    try:
+        return ElementTree.fromstring(content)  # noqa: S314 - see `_body_of`
+    except ElementTree.ParseError as error:
+        raise _NotXml from error
 
 
 def _declares_a_type(content: bytes) -> bool:

@@ -68,8 +68,9 @@ def test_an_unreadable_answer_is_a_transient_error(
         (503, b"Service Unavailable", TransientError),
         (429, b"<html><body>Slow down</body></html>", RateLimited),
         (429, b"<html><p>Slow down</html>", RateLimited),
+        (429, b"<!DOCTYPE html><html><body>Slow down</body></html>", RateLimited),
     ],
-    ids=["empty", "text", "an HTML page", "broken HTML"],
+    ids=["empty", "text", "an HTML page", "broken HTML", "a declared HTML page"],
 )
 def test_an_error_status_without_a_soap_answer_is_that_error(
     gateway, userdb, monkeypatch, status, content, error
