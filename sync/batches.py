@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import re
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import orjson
@@ -317,24 +317,24 @@ def save_adds(
     """
     if not added:
         return
-    # Lost to a database crash, these links come back: their adds were
-    # marked (on the link or the chunk) by a commit that waited for the
-    # disk, so the next attempt looks the records up.
+
+    def write(links: Callable[[uuid.UUID, Sequence[Added], dt.datetime], None]) -> None:
+        # Lost to a database crash, these links come back: their adds were
+        # marked (on the link or the chunk) by a commit that waited for the
+        # disk, so the next attempt looks the records up.
+        with transaction.atomic():
+            relax_commit()
+            links(source_id, added, now)
+            if chunk_id is not None:
+                lower_sending(chunk_id, len(added))
+
     if new and fast_path(connection):
         try:
-            with transaction.atomic():
-                relax_commit()
-                _copy_links(source_id, added, now)
-                if chunk_id is not None:
-                    lower_sending(chunk_id, len(added))
+            write(_copy_links)
             return
         except IntegrityError:
             pass
-    with transaction.atomic():
-        relax_commit()
-        _upsert_links(source_id, added, now)
-        if chunk_id is not None:
-            lower_sending(chunk_id, len(added))
+    write(_upsert_links)
 
 
 def _upsert_links(
